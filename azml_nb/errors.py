@@ -13,6 +13,7 @@ already catches ``ValueError`` keeps working::
     │   ├── ThrottledError               503 throttling, 429 rate limit, 408/504 timeouts
     │   └── BatchJobError                a BES job that ended Failed or Cancelled
     ├── StorageError                     Azure Blob storage (or Azurite) failures
+    ├── ConfigurationError (ValueError)  missing or contradictory settings (env vars, serve JSON)
     └── LocalStackError                  the offline stack could not start (Node.js, ports, ...)
 
 Secrets never appear in any message: code that builds these errors passes text through
@@ -32,6 +33,7 @@ __all__ = [
     "ThrottledError",
     "BatchJobError",
     "StorageError",
+    "ConfigurationError",
     "LocalStackError",
     "redact",
 ]
@@ -146,6 +148,10 @@ class BatchJobError(ServiceError):
 
 class StorageError(AzmlError):
     """Azure Blob storage (or Azurite) refused or failed an operation."""
+
+
+class ConfigurationError(AzmlError, ValueError):
+    """Missing or contradictory settings: no base URL, an unset environment variable, ..."""
 
 
 class LocalStackError(AzmlError):
