@@ -1,0 +1,424 @@
+"""Feature Hashing, exactly as the Studio (classic) module computes it, vectorised.
+
+The Studio "Feature Hashing" module is Vowpal Wabbit's text hashing (see ``docs/hashing.md``
+for how this was checked against VW itself). For one text:
+
+1. split on whitespace (Python's :meth:`str.split` with no argument), keep case;
+2. hash every token: MurmurHash3_x86_32 of its UTF-8 bytes with seed 0, except that a
+   token made only of ASCII digits hashes to its integer value;
+3. for N-grams up to ``ngrams`` words, fold the token hashes left to right as
+   ``h = h * 27942141 + next`` in unsigned 64-bit arithmetic;
+4. the bucket of a feature is ``h & (2**bitsize - 1)``; the result counts the features
+   (words and n-grams) in each bucket.
+
+Because only the low ``bitsize <= 31`` bits are kept and ``(a * c + b) mod 2**k`` depends only
+on ``a mod 2**k`` and ``b mod 2**k``, all the arithmetic runs in wrapping ``uint32``
+numpy arrays: each distinct token is hashed once with :mod:`mmh3`, n-grams are whole-array
+multiply-adds, and counts come from :func:`numpy.bincount` (dense) or a CSR matrix (sparse).
+
+>>> hash_text("This is a good day", bitsize=3, ngrams=2).tolist()
+[1, 1, 2, 2, 0, 2, 0, 1]
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import mmh3
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .errors import PayloadError, SchemaError
+
+__all__ = [
+    "hash_text",
+    "hash_texts",
+    "feature_hashing",
+    "feature_names",
+    "token_hash",
+    "SparseFeatures",
+    "MAX_DENSE_BYTES",
+    "BITSIZE_RANGE",
+    "NGRAMS_RANGE",
+]
+
+log = logging.getLogger(__name__)
+
+#: Vowpal Wabbit's ``quadratic_constant``, the multiplier that folds n-gram hashes.
+NGRAM_MULTIPLIER = 27942141
+#: Allowed ``bitsize`` values (inclusive), as in Studio.
+BITSIZE_RANGE = (1, 31)
+#: Allowed ``ngrams`` values (inclusive), as in Studio. 0 means the same as 1: single words.
+NGRAMS_RANGE = (0, 10)
+#: A dense result larger than this many bytes is refused; use ``sparse=True`` instead.
+MAX_DENSE_BYTES = 1 << 30
+#: dtype of the counts (Studio's output columns are Int32).
+COUNT_DTYPE = np.int32
+
+_U32 = 0xFFFFFFFF
+# rows per bincount block in the dense path: keeps the int64 scratch array near 16 MiB
+_DENSE_BLOCK_CELLS = 1 << 21
+
+
+# --- parameters --------------------------------------------------------------------------
+
+def _check_params(bitsize: Any, ngrams: Any) -> tuple[int, int]:
+    """Validate like Studio: bitsize 1..31, ngrams 0..10 (integers, not bools)."""
+    for name, value, (low, high) in (("bitsize", bitsize, BITSIZE_RANGE),
+                                     ("ngrams", ngrams, NGRAMS_RANGE)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+        if not low <= int(value) <= high:
+            raise ValueError(f"{name} must be in {low}..{high}, got {int(value)}")
+    return int(bitsize), max(int(ngrams), 1)
+
+
+# --- token hashes ------------------------------------------------------------------------
+
+def token_hash(token: str) -> int:
+    """Return the 32-bit hash of one token, the way Vowpal Wabbit hashes a feature name.
+
+    A token of ASCII digits only hashes to its integer value (modulo 2**32, which is all a
+    bucket of at most 31 bits can see); any other token to MurmurHash3_x86_32 of its UTF-8
+    bytes with seed 0, as an unsigned integer.
+
+    >>> token_hash("2019"), token_hash("good")
+    (2019, 3226012373)
+    """
+    if token.isascii() and token.isdigit():
+        # 10**32 is a multiple of 2**32, so only the last 32 digits matter modulo 2**32;
+        # this also keeps int() clear of Python's limit on very long digit strings.
+        return int(token[-32:]) & _U32
+    return mmh3.hash(token.encode("utf-8", "surrogatepass"), 0, signed=False)
+
+
+def _hash_unique(tokens: Sequence[str]) -> np.ndarray:
+    return np.fromiter(map(token_hash, tokens), dtype=np.uint32, count=len(tokens))
+
+
+def _tokenize(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Return (token hash per token, token count per text) for a sequence of texts or None."""
+    split = [t.split() if t is not None else () for t in texts]
+    lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
+    flat = list(itertools.chain.from_iterable(split))
+    if not flat:
+        return np.zeros(0, np.uint32), lengths
+    codes, uniques = pd.factorize(np.array(flat, dtype=object))
+    return _hash_unique(uniques)[codes], lengths
+
+
+def _features(hashes: np.ndarray, lengths: np.ndarray, ngrams: int, mask: int):
+    """Yield (token position, bucket) arrays for 1-grams, 2-grams, ... up to ``ngrams``.
+
+    Positions index the flat token array; a k-gram starting at position i is kept only when
+    its k tokens belong to the same text.
+    """
+    mask32 = np.uint32(mask)
+    n_tokens = len(hashes)
+    yield np.arange(n_tokens), hashes & mask32
+    if ngrams < 2 or n_tokens < 2:
+        return
+    # tokens from each position to the end of its text, inclusive
+    remaining = np.repeat(np.cumsum(lengths), lengths) - np.arange(n_tokens)
+    folded = hashes
+    mult = np.uint32(NGRAM_MULTIPLIER)
+    for k in range(2, ngrams + 1):
+        if n_tokens < k:
+            return
+        folded = folded[:-1] * mult + hashes[k - 1:]        # wraps modulo 2**32, on purpose
+        keep = np.flatnonzero(remaining[:len(folded)] >= k)
+        if not len(keep):
+            return
+        yield keep, folded[keep] & mask32
+
+
+# --- texts -> counts ---------------------------------------------------------------------
+
+def _dense_counts(hashes, lengths, bitsize, ngrams) -> np.ndarray:
+    n_rows, size = len(lengths), 1 << bitsize
+    out = np.zeros((n_rows, size), dtype=COUNT_DTYPE)
+    starts = np.concatenate(([0], np.cumsum(lengths)))
+    block = max(1, _DENSE_BLOCK_CELLS // size)
+    for r0 in range(0, n_rows, block):
+        r1 = min(r0 + block, n_rows)
+        t0, t1 = starts[r0], starts[r1]
+        if t0 == t1:
+            continue
+        sub_len = lengths[r0:r1]
+        row_of = np.repeat(np.arange(r1 - r0), sub_len)
+        keys = [row_of[pos] * size + bucket
+                for pos, bucket in _features(hashes[t0:t1], sub_len, ngrams, size - 1)]
+        counts = np.bincount(np.concatenate(keys), minlength=(r1 - r0) * size)
+        out[r0:r1] = counts.reshape(r1 - r0, size)
+    return out
+
+
+def _sparse_counts(hashes, lengths, bitsize, ngrams) -> sp.csr_matrix:
+    n_rows, size = len(lengths), 1 << bitsize
+    row_of = np.repeat(np.arange(n_rows, dtype=np.int32), lengths)
+    rows, cols = [], []
+    for pos, bucket in _features(hashes, lengths, ngrams, size - 1):
+        rows.append(row_of[pos])
+        cols.append(bucket.astype(np.int32))
+    if rows:
+        r, c = np.concatenate(rows), np.concatenate(cols)
+    else:
+        r = c = np.zeros(0, np.int32)
+    matrix = sp.csr_matrix((np.ones(len(r), COUNT_DTYPE), (r, c)), shape=(n_rows, size),
+                           dtype=COUNT_DTYPE)
+    matrix.sum_duplicates()
+    return matrix
+
+
+def _check_dense_bound(n_rows: int, n_cols: int, max_bytes: int | None) -> None:
+    bound = MAX_DENSE_BYTES if max_bytes is None else max_bytes
+    need = n_rows * n_cols * np.dtype(COUNT_DTYPE).itemsize
+    if need > bound:
+        raise MemoryError(
+            f"a dense result of {n_rows} rows x {n_cols} columns would take "
+            f"{need / 2**20:,.0f} MiB, over the {bound / 2**20:,.0f} MiB bound; "
+            "pass sparse=True to get a scipy.sparse CSR matrix instead "
+            "(or raise max_dense_bytes=)")
+
+
+def hash_text(text: str | None, bitsize: int = 10, ngrams: int = 2) -> np.ndarray:
+    """Hash one text into ``2**bitsize`` bucket counts, like Studio's Feature Hashing.
+
+    Parameters
+    ----------
+    text : str or None
+        The text; None (or NaN/NA) gives all zeros.
+    bitsize : int, 1..31
+        Number of bits of the hash kept; the result has ``2**bitsize`` counts.
+    ngrams : int, 0..10
+        Longest n-gram counted: 2 counts single words and pairs of neighbouring words.
+        0 and 1 both mean single words only.
+
+    Returns
+    -------
+    numpy.ndarray of int32, length ``2**bitsize``
+
+    Examples
+    --------
+    >>> hash_text("This is a good day", bitsize=3, ngrams=2).tolist()
+    [1, 1, 2, 2, 0, 2, 0, 1]
+    >>> int(hash_text("This is a good day", bitsize=3, ngrams=2).sum())  # 5 words + 4 pairs
+    9
+    """
+    return hash_texts([text], bitsize, ngrams)[0]
+
+
+def hash_texts(texts: Iterable[Any], bitsize: int = 10, ngrams: int = 2, *,
+               sparse: bool = False, stringify: bool = False,
+               max_dense_bytes: int | None = None, name: Any = None):
+    """Hash many texts: one row of ``2**bitsize`` counts per text.
+
+    Parameters
+    ----------
+    texts : iterable of str (or a pandas Series)
+        Missing values (None, NaN, NA) give all-zero rows.
+    bitsize, ngrams : int
+        As in :func:`hash_text`.
+    sparse : bool, default False
+        False: a dense ``numpy.ndarray`` (int32, shape ``(n, 2**bitsize)``), refused with
+        :class:`MemoryError` above ``max_dense_bytes``. True: a ``scipy.sparse.csr_matrix``
+        of int32 with sorted, summed indices.
+    stringify : bool, default False
+        Hash ``str(value)`` of non-string values instead of raising
+        :class:`~azml_nb.errors.PayloadError`.
+    max_dense_bytes : int, optional
+        Bound on the dense result; default :data:`MAX_DENSE_BYTES` (1 GiB).
+    name : optional
+        Column name used in error messages.
+
+    Examples
+    --------
+    >>> hash_texts(["a b", None, "b"], bitsize=2, ngrams=1).tolist()
+    [[0, 0, 1, 1], [0, 0, 0, 0], [0, 0, 1, 0]]
+    """
+    bitsize, ngrams = _check_params(bitsize, ngrams)
+    values = _clean_texts(texts, stringify=stringify, name=name)
+    if not sparse:
+        _check_dense_bound(len(values), 1 << bitsize, max_dense_bytes)
+    hashes, lengths = _tokenize(values)
+    if sparse:
+        return _sparse_counts(hashes, lengths, bitsize, ngrams)
+    return _dense_counts(hashes, lengths, bitsize, ngrams)
+
+
+def _clean_texts(texts: Iterable[Any], *, stringify: bool, name: Any) -> list:
+    """Return a list of str or None (missing); raise PayloadError on other values."""
+    if isinstance(texts, pd.Series):
+        index = texts.index
+        if name is None:
+            name = texts.name
+        if isinstance(texts.dtype, pd.StringDtype):
+            return texts.to_numpy(dtype=object, na_value=None).tolist()
+        values = texts.to_numpy(dtype=object)
+    else:
+        if isinstance(texts, str):
+            raise TypeError("texts must be a sequence of texts, not one str; use hash_text")
+        values = np.asarray(list(texts), dtype=object)
+        index = None
+    if len(values) and pd.api.types.infer_dtype(values, skipna=False) == "string":
+        return values.tolist()
+    missing = pd.isna(values)
+    out = values.tolist()
+    for i, value in enumerate(out):
+        if missing[i]:
+            out[i] = None
+        elif type(value) is not str:
+            if isinstance(value, str):
+                out[i] = str.__str__(value)
+            elif stringify:
+                out[i] = str(value)
+            else:
+                label = i if index is None else index[i]
+                label = label.item() if isinstance(label, np.generic) else label
+                where = f"row {i}" if index is None else f"row {label!r} (position {i})"
+                column = "" if name is None else f"column {name!r}, "
+                raise PayloadError(
+                    f"{column}{where}: expected text, got {type(value).__name__} {value!r}; "
+                    "pass stringify=True to hash str(value)",
+                    column=name, row=label)
+    return out
+
+
+# --- DataFrames --------------------------------------------------------------------------
+
+def feature_names(column: Any, bitsize: int, taken: Iterable[Any] = ()) -> list[str]:
+    """Names of the hashed columns of *column*: ``{column}_HashingFeature.{i}``.
+
+    A name already in *taken* gets the first free suffix ``_2``, ``_3``, ... (the suffix is
+    added to that one name only; the others keep their plain names).
+
+    >>> feature_names("Col2", 2)
+    ['Col2_HashingFeature.0', 'Col2_HashingFeature.1', 'Col2_HashingFeature.2', 'Col2_HashingFeature.3']
+    >>> feature_names("Col2", 1, taken=["Col2_HashingFeature.1"])
+    ['Col2_HashingFeature.0', 'Col2_HashingFeature.1_2']
+    """
+    used = set(taken)
+    names = []
+    for i in range(1 << bitsize):
+        name = f"{column}_HashingFeature.{i}"
+        if name in used:
+            k = 2
+            while f"{name}_{k}" in used:
+                k += 1
+            name = f"{name}_{k}"
+        used.add(name)
+        names.append(name)
+    return names
+
+
+@dataclass(frozen=True)
+class SparseFeatures:
+    """The sparse result of :func:`feature_hashing`.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        The input frame, unchanged (same columns, rows and index).
+    matrix : scipy.sparse.csr_matrix
+        int32 counts, one row per row of ``frame``, one column per name in ``columns``.
+    columns : list of str
+        The hashed column names, in order (``{col}_HashingFeature.{i}`` for each selected
+        column in turn).
+    """
+
+    frame: pd.DataFrame
+    matrix: sp.csr_matrix
+    columns: list
+
+    def to_frame(self, *, max_dense_bytes: int | None = None) -> pd.DataFrame:
+        """The dense DataFrame ``feature_hashing(..., sparse=False)`` would have returned."""
+        _check_dense_bound(*self.matrix.shape, max_dense_bytes)
+        return _append(self.frame, self.matrix.toarray(), self.columns)
+
+    def __repr__(self) -> str:
+        return (f"SparseFeatures({len(self.frame)} rows, {len(self.columns)} hashed columns, "
+                f"{self.matrix.nnz} non-zeros)")
+
+
+def _append(df: pd.DataFrame, counts: np.ndarray, names: list) -> pd.DataFrame:
+    hashed = pd.DataFrame(counts, columns=names, copy=False)
+    out = pd.concat([df.reset_index(drop=True), hashed], axis=1)
+    out.index = df.index
+    return out
+
+
+def feature_hashing(df: pd.DataFrame, columns: Any, bitsize: int = 10, ngrams: int = 2, *,
+                    sparse: bool = False, stringify: bool = False,
+                    max_dense_bytes: int | None = None):
+    """Append Studio "Feature Hashing" count columns to a DataFrame.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+    columns : str or list of str
+        The text column(s) to hash. Each gets ``2**bitsize`` columns named
+        ``{column}_HashingFeature.{i}``, appended after all the columns of *df* (which are
+        kept, the text column too). A name already taken gets the first free suffix
+        ``_2``, ``_3``, ... (see :func:`feature_names`).
+    bitsize : int, 1..31, default 10
+    ngrams : int, 0..10, default 2
+        Longest n-gram counted; 0 and 1 both mean single words only.
+    sparse : bool, default False
+        False: a DataFrame with int32 count columns, refused with :class:`MemoryError` when
+        the counts would exceed ``max_dense_bytes`` (default 1 GiB). True: a
+        :class:`SparseFeatures` holding *df* and a ``scipy.sparse.csr_matrix`` of the counts.
+    stringify : bool, default False
+        Hash ``str(value)`` of non-string cells instead of raising
+        :class:`~azml_nb.errors.PayloadError` naming the column and row.
+    max_dense_bytes : int, optional
+
+    Returns
+    -------
+    pandas.DataFrame or SparseFeatures
+        Rows keep their order and index. Missing texts give all-zero rows.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"Col1": [4], "Col2": ["This is a good day"]})
+    >>> out = feature_hashing(df, "Col2", bitsize=3, ngrams=2)
+    >>> list(out.columns[:3])
+    ['Col1', 'Col2', 'Col2_HashingFeature.0']
+    >>> out.iloc[0, 2:].tolist()
+    [1, 1, 2, 2, 0, 2, 0, 1]
+    """
+    bitsize, _ = _check_params(bitsize, ngrams)
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+    selected = [columns] if isinstance(columns, str) or not isinstance(columns, Iterable) \
+        else list(columns)
+    if not selected:
+        raise SchemaError("columns is empty: name at least one text column to hash",
+                          expected=["a text column"], given=[])
+    missing = [c for c in selected if c not in df.columns]
+    if missing:
+        raise SchemaError(f"column(s) {missing!r} not in the frame; it has {list(df.columns)!r}",
+                          expected=selected, given=list(df.columns), column=missing[0])
+    if len(set(selected)) != len(selected):
+        raise SchemaError(f"columns {selected!r} names a column twice", expected=selected,
+                          given=selected)
+    n_cols = len(selected) << bitsize
+    if not sparse:
+        _check_dense_bound(len(df), n_cols, max_dense_bytes)
+    taken: list = list(df.columns)
+    names: list[str] = []
+    blocks = []
+    for column in selected:
+        column_names = feature_names(column, bitsize, taken)
+        taken += column_names
+        names += column_names
+        blocks.append(hash_texts(df[column], bitsize, ngrams, sparse=sparse,
+                                 stringify=stringify, max_dense_bytes=max_dense_bytes,
+                                 name=column))
+    if sparse:
+        matrix = blocks[0] if len(blocks) == 1 else sp.hstack(blocks, format="csr")
+        return SparseFeatures(df, matrix, names)
+    counts = blocks[0] if len(blocks) == 1 else np.hstack(blocks)
+    return _append(df, counts, names)

@@ -1,0 +1,177 @@
+"""Feature Hashing: the docs example, the algorithm, parameters, frames, sparse form."""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import mmh3
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import azml_nb as az
+from azml_nb import hashing
+from azml_nb.errors import PayloadError, SchemaError
+
+
+def reference_buckets(text, bitsize, ngrams):
+    """The algorithm of DESIGN.md, written out token by token with Python integers:
+    {bucket: count} of the non-zero buckets."""
+    def h(tok):
+        if tok.isascii() and tok.isdigit():
+            return int(tok)
+        return mmh3.hash(tok.encode("utf-8"), 0, signed=False)
+    out = Counter()
+    if text is None:
+        return out
+    hs = [h(t) for t in text.split()]
+    for i in range(len(hs)):
+        acc = 0
+        for k in range(max(ngrams, 1)):
+            if i + k >= len(hs):
+                break
+            acc = hs[i] if k == 0 else (acc * 27942141 + hs[i + k]) % 2**64
+            out[acc & ((1 << bitsize) - 1)] += 1
+    return out
+
+
+def reference_counts(text, bitsize, ngrams):
+    counts = [0] * (1 << bitsize)
+    for bucket, count in reference_buckets(text, bitsize, ngrams).items():
+        counts[bucket] = count
+    return counts
+
+
+def test_docs_example():
+    got = az.hash_text("This is a good day", bitsize=3, ngrams=2)
+    assert got.tolist() == [1, 1, 2, 2, 0, 2, 0, 1]
+    assert got.dtype == np.int32 and got.sum() == 9
+
+
+def test_docs_example_through_a_frame():
+    df = pd.DataFrame({"Col2": ["This is a good day"]})
+    out = az.feature_hashing(df, ["Col2"], bitsize=3, ngrams=2)
+    assert list(out.columns) == ["Col2"] + [f"Col2_HashingFeature.{i}" for i in range(8)]
+    assert out.iloc[0, 1:].tolist() == [1, 1, 2, 2, 0, 2, 0, 1]
+
+
+@pytest.mark.parametrize("text", [
+    "", "   ", "a", "a a a a", "12 12 007 4294967296 18446744073709551617",
+    "Ünïcödé 漢字 😀 mixed CASE case", "tab\tand\nnewline  spaces",
+    " ".join(str(i % 7) + "w" for i in range(300)),
+])
+@pytest.mark.parametrize("bitsize,ngrams", [(1, 1), (3, 2), (10, 3), (18, 5), (31, 10), (5, 0)])
+def test_matches_reference(text, bitsize, ngrams):
+    matrix = hashing.hash_texts([text], bitsize, ngrams, sparse=True)
+    assert matrix.shape == (1, 2**bitsize)
+    got = dict(zip(matrix.indices.tolist(), matrix.data.tolist()))
+    assert got == reference_buckets(text, bitsize, ngrams)
+    if bitsize <= 18:
+        assert az.hash_text(text, bitsize, ngrams).tolist() == reference_counts(text, bitsize, ngrams)
+
+
+def test_dense_hash_text_refused_at_31_bits():
+    with pytest.raises(MemoryError, match="sparse=True"):
+        az.hash_text("a", bitsize=31)
+
+
+def test_ngrams_zero_means_single_words():
+    text = "the cat sat on the mat"
+    assert (az.hash_text(text, 8, 0) == az.hash_text(text, 8, 1)).all()
+    assert az.hash_text(text, 8, 0).sum() == 6
+
+
+def test_long_digit_token_beyond_int_str_limit():
+    token = "9" * 5000
+    assert hashing.token_hash(token) == (10**5000 - 1) % 2**32
+
+
+@pytest.mark.parametrize("name,value,text", [
+    ("bitsize", 0, "bitsize must be in 1..31, got 0"),
+    ("bitsize", 32, "bitsize must be in 1..31, got 32"),
+    ("ngrams", -1, "ngrams must be in 0..10, got -1"),
+    ("ngrams", 11, "ngrams must be in 0..10, got 11"),
+    ("bitsize", 2.0, "bitsize must be an integer in 1..31"),
+    ("ngrams", True, "ngrams must be an integer in 0..10"),
+])
+def test_parameters_validated(name, value, text):
+    kwargs = {"bitsize": 3, "ngrams": 2, name: value}
+    with pytest.raises(ValueError, match=text):
+        az.hash_text("a b", **kwargs)
+    with pytest.raises(ValueError, match=text):
+        az.feature_hashing(pd.DataFrame({"t": ["a"]}), "t", **kwargs)
+
+
+def test_missing_texts_are_zero_rows_and_index_kept():
+    df = pd.DataFrame({"Col1": [1, 2, 3, 4, 5],
+                       "Col2": ["a b", None, math.nan, pd.NA, "b a"]},
+                      index=pd.Index(["e", "d", "c", "b", "a"], name="id"))
+    out = az.feature_hashing(df, "Col2", bitsize=4, ngrams=2)
+    assert out.index.equals(df.index)
+    assert out["Col1"].tolist() == [1, 2, 3, 4, 5]
+    counts = out.filter(like="_HashingFeature.").to_numpy()
+    assert counts[1:4].sum() == 0
+    assert counts[0].tolist() == reference_counts("a b", 4, 2)
+    assert counts[4].tolist() == reference_counts("b a", 4, 2)
+
+
+def test_string_dtype_column():
+    df = pd.DataFrame({"t": pd.array(["x y", None, "y"], dtype="string")})
+    out = az.feature_hashing(df, "t", bitsize=3, ngrams=2)
+    assert out.iloc[:, 1:].to_numpy().tolist() == [
+        reference_counts("x y", 3, 2), [0] * 8, reference_counts("y", 3, 2)]
+
+
+def test_non_string_cell_names_column_and_row():
+    df = pd.DataFrame({"Col2": ["fine", 42, "ok"]}, index=[7, 8, 9])
+    with pytest.raises(PayloadError, match=r"column 'Col2', row 8 \(position 1\).*int 42.*stringify") as info:
+        az.feature_hashing(df, "Col2", bitsize=3)
+    assert info.value.column == "Col2" and info.value.row == 8
+    out = az.feature_hashing(df, "Col2", bitsize=3, stringify=True)
+    assert out.iloc[1, 1:].tolist() == reference_counts("42", 3, 2)
+
+
+def test_unknown_or_repeated_column():
+    df = pd.DataFrame({"Col2": ["a"]})
+    with pytest.raises(SchemaError, match="Nope"):
+        az.feature_hashing(df, "Nope")
+    with pytest.raises(SchemaError, match="twice"):
+        az.feature_hashing(df, ["Col2", "Col2"])
+
+
+def test_taken_names_get_next_free_suffix():
+    df = pd.DataFrame({"Col2": ["a b"], "Col2_HashingFeature.1": [9],
+                       "Col2_HashingFeature.1_2": [8]})
+    out = az.feature_hashing(df, "Col2", bitsize=1, ngrams=1)
+    assert list(out.columns) == ["Col2", "Col2_HashingFeature.1", "Col2_HashingFeature.1_2",
+                                 "Col2_HashingFeature.0", "Col2_HashingFeature.1_3"]
+    assert out["Col2_HashingFeature.1"].tolist() == [9]
+
+
+def test_several_columns():
+    df = pd.DataFrame({"a": ["x y"], "b": ["y x z"]})
+    out = az.feature_hashing(df, ["a", "b"], bitsize=2, ngrams=1)
+    assert list(out.columns[2:]) == [f"a_HashingFeature.{i}" for i in range(4)] + \
+        [f"b_HashingFeature.{i}" for i in range(4)]
+    assert out.iloc[0, 2:6].tolist() == reference_counts("x y", 2, 1)
+    assert out.iloc[0, 6:].tolist() == reference_counts("y x z", 2, 1)
+
+
+def test_sparse_equals_dense_and_dense_bound():
+    df = az.datasets.synthetic_reviews(300, seed=3)
+    dense = az.feature_hashing(df, "Col2", bitsize=8, ngrams=3)
+    result = az.feature_hashing(df, "Col2", bitsize=8, ngrams=3, sparse=True)
+    assert isinstance(result.matrix, sp.csr_matrix) and result.matrix.has_canonical_format
+    assert result.frame is df
+    pd.testing.assert_frame_equal(result.to_frame(), dense)
+    with pytest.raises(MemoryError, match="sparse=True"):
+        az.feature_hashing(df, "Col2", bitsize=20)
+    with pytest.raises(MemoryError, match="sparse=True"):
+        result.to_frame(max_dense_bytes=1000)
+
+
+def test_empty_frame():
+    df = pd.DataFrame({"Col2": pd.Series([], dtype=object)})
+    out = az.feature_hashing(df, "Col2", bitsize=2)
+    assert out.shape == (0, 5)
