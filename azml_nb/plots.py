@@ -242,7 +242,7 @@ def hashed_diff(left, right, *, names: tuple[str, str] = ("local", "service"),
     for i, j in zip(*np.nonzero(mask)):
         if mask.size <= _MAX_ANNOTATED_CELLS and not np.isnan(diff[i, j]):
             axes[2].text(j, i, f"{diff[i, j]:+g}", ha="center", va="center", fontsize=8, color="white")
-        axes[2].add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red",
+        axes[2].add_patch(Rectangle((float(j) - 0.5, float(i) - 0.5), 1, 1, fill=False, edgecolor="red",
                                     linewidth=2, gid=MISMATCH_GID))
     fig.colorbar(image, ax=axes[2], label=f"{names[1]} - {names[0]} (count)", location="bottom", shrink=0.8)
     folded = " after folding" if a.shape[1] != b.shape[1] else ""
