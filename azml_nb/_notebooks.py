@@ -23,7 +23,7 @@ import nbformat
 log = logging.getLogger(__name__)
 
 __all__ = ["NOTEBOOKS_DIR", "notebook_paths", "inject_parameters", "execute", "to_html",
-           "save_images", "strip_outputs", "stack_env"]
+           "save_images", "strip_outputs", "stack_env", "lab_command"]
 
 #: the repository's notebooks (the package is installed editable from the repository)
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -128,3 +128,25 @@ def strip_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             cell.execution_count = None
             cell.metadata.pop("execution", None)
     return nb
+
+
+def lab_command(root: str | Path, *, port: int = 8888, ip: str = "127.0.0.1", token: str | None = None,
+                open_browser: bool = True, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The JupyterLab command line ``azml-nb lab`` and the browser test run.
+
+    *token* None keeps Jupyter's own (random, printed) token. News and update checks are
+    off and the extension manager is read-only, so Lab makes no calls beyond loopback.
+    """
+    import sys
+
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={Path(root).resolve()}",
+           f"--ServerApp.ip={ip}", f"--ServerApp.port={port}",
+           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           "--LabApp.extension_manager=readonly"]
+    if token is not None:
+        cmd.append(f"--IdentityProvider.token={token}")
+    if not open_browser:
+        cmd.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")       # containers (Binder's is not root; CI's and ours are)
+    return cmd + list(extra)

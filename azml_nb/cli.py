@@ -63,9 +63,121 @@ def _cmd_apim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the offline stack (Azurite + web-service host) until Ctrl-C",
+                       description="Start Azurite and the local web-service host with the feature-hashing "
+                                   "experiment published. The first stdout line is one JSON object with "
+                                   "everything a client needs (it holds the keys); then human-readable "
+                                   "lines. Ctrl-C (or SIGTERM) stops everything.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=0, help="host port (default: a free port)")
+    p.add_argument("--azurite-port", type=int, default=0, help="Azurite port (default: a free port)")
+    p.add_argument("--no-storage", action="store_true", help="do not start Azurite (RRS only, no BES)")
+    p.add_argument("--max-concurrent-calls", type=int, default=20, metavar="N",
+                   help="RRS calls at once per service before 503 (default: %(default)s)")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import json
+    import signal
+    import threading
+
+    from .local import start
+
+    stack = start(storage=not args.no_storage, host=args.host, port=args.port,
+                  azurite_port=args.azurite_port, max_concurrent_calls=args.max_concurrent_calls)
+    stopped = threading.Event()
+
+    def _on_term(signum, frame):  # SIGTERM (e.g. from binder/start) stops as cleanly as Ctrl-C
+        stopped.set()
+
+    previous = signal.signal(signal.SIGTERM, _on_term)
+    try:
+        info = stack.info()
+        print(json.dumps(info), flush=True)
+        svc = stack.service
+        print(f"web service  {info['base_url']}{svc.path}  ({svc.experiment.name})", flush=True)
+        print(f"help page    {svc.help_url}", flush=True)
+        if info.get("gateway_url"):
+            print(f"gateway      {info['gateway_url']}", flush=True)
+        if stack.azurite is not None:
+            print(f"storage      {stack.azurite.blob_endpoint}  container {info['storage_container']}",
+                  flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stack.stop()
+        print("offline stack stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def _lab_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lab", help="JupyterLab on the workshop notebooks, with the offline stack running",
+                       description="Start the offline stack, export its details as AZML_* environment "
+                                   "variables (and the JSON file named by AZML_STACK_INFO), then run "
+                                   "JupyterLab on the notebooks. Stopping Lab (Ctrl-C twice, or File > "
+                                   "Shut Down) stops the stack too.")
+    p.add_argument("--notebooks", default=None, metavar="DIR",
+                   help="folder to open (default: the repository's notebooks/)")
+    p.add_argument("--port", type=int, default=8888, help="JupyterLab's port (default: %(default)s)")
+    p.add_argument("--ip", default="127.0.0.1", help="JupyterLab's address (default: %(default)s)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    p.add_argument("lab_args", nargs=argparse.REMAINDER, metavar="-- LAB_OPTIONS",
+                   help="further JupyterLab options, after --")
+    p.set_defaults(func=_cmd_lab)
+
+
+def _cmd_lab(args: argparse.Namespace) -> int:
+    import json
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from . import _notebooks
+    from .local import start
+
+    root = Path(args.notebooks) if args.notebooks else _notebooks.NOTEBOOKS_DIR
+    extra = [a for a in args.lab_args if a != "--"]
+    state = Path(tempfile.mkdtemp(prefix="azml_nb-lab-"))
+    log.info("starting the offline stack")
+    stack = start()
+    try:
+        info = stack.info()
+        info_path = state / "stack.json"
+        info_path.write_text(json.dumps(info) + "\n", encoding="utf-8")
+        info_path.chmod(0o600)                         # it holds the stack's keys
+        env = dict(os.environ, **_notebooks.stack_env(info), AZML_STACK_INFO=str(info_path))
+        log.info("offline stack up: web services at %s; details in %s (AZML_STACK_INFO)",
+                 info["base_url"], info_path)
+        cmd = _notebooks.lab_command(root, port=args.port, ip=args.ip,
+                                     open_browser=not args.no_browser, extra=extra)
+        lab = subprocess.Popen(cmd, env=env)
+        # Lab handles Ctrl-C itself (it asks to confirm); wait for it, then stop the stack
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, lambda *_: lab.terminate())
+        try:
+            return lab.wait()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    finally:
+        log.info("stopping the offline stack")
+        stack.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
 # (name, parser builder); every builder sets `func` with `set_defaults`.
 _COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction], None]]] = []
 _COMMANDS.append(("apim", _apim_parser))
+_COMMANDS.append(("lab", _lab_parser))
+_COMMANDS.append(("serve", _serve_parser))
 
 
 # --- entry point -------------------------------------------------------------------------
