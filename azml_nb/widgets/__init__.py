@@ -10,7 +10,19 @@ TryIt               the APIM developer portal's "Try it" console for the five op
 
 Secrets typed into these forms stay in the kernel: they never enter widget state (so a
 saved notebook cannot hold them), reprs or outputs. See ``docs/widgets.md``.
-"""
-from .credentials import CredentialsForm
 
-__all__ = ["CredentialsForm"]
+Examples
+--------
+>>> from azml_nb.widgets import CredentialsForm, ScoreForm     # doctest: +SKIP
+>>> creds = CredentialsForm()            # pre-filled from AZML_* variables  # doctest: +SKIP
+>>> creds                                                      # doctest: +SKIP
+>>> ScoreForm(creds.service())                                 # doctest: +SKIP
+"""
+from ._common import SecretField
+from .batch import BatchJobMonitor
+from .credentials import CredentialsForm
+from .parameters import ParametersForm
+from .score import ScoreForm
+from .tryit import TryIt
+
+__all__ = ["CredentialsForm", "ParametersForm", "ScoreForm", "BatchJobMonitor", "TryIt", "SecretField"]

@@ -289,7 +289,7 @@ class CredentialsForm(w.VBox):
                 f"{name}: {message}" for name, message in found.items()))
         from ..service import WebService
 
-        kwargs: dict[str, Any] = {"base_url": self.endpoint}
+        kwargs: dict[str, Any] = {"base_url": self.endpoint, "storage": self.storage()}
         if self.via_gateway.value:
             kwargs.update(gateway_url=self.gateway_url.value.strip().rstrip("/"),
                           subscription_key=self.subscription_key.value)
