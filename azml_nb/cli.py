@@ -85,6 +85,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from .local import start
 
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every blob request at INFO
     stack = start(storage=not args.no_storage, host=args.host, port=args.port,
                   azurite_port=args.azurite_port, max_concurrent_calls=args.max_concurrent_calls)
     stopped = threading.Event()
