@@ -686,12 +686,13 @@ class Gateway:
             status, headers, payload = _own_answer(500, "Internal server error")
             ctx.outcome = "failed"
         headers.append((b"content-length", str(len(payload)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        # recorded before the answer leaves, so that a client that got it finds its record
         api_ms = (time.perf_counter() - started) * 1000
         self.usage._add((datetime.now(timezone.utc), ctx.api, ctx.operation, ctx.product,
                          ctx.subscription, status, ctx.outcome or _outcome(status), len(body),
                          len(payload), api_ms, ctx.service_ms))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
 
     async def _handle(self, scope: dict, body: bytes, ctx: "_Call") -> tuple[int, list, bytes]:
         path = scope["path"]
