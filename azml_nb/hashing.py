@@ -59,8 +59,6 @@ MAX_DENSE_BYTES = 1 << 30
 COUNT_DTYPE = np.int32
 
 _U32 = 0xFFFFFFFF
-# rows per bincount block in the dense path: keeps the int64 scratch array near 16 MiB
-_DENSE_BLOCK_CELLS = 1 << 21
 
 
 # --- parameters --------------------------------------------------------------------------
@@ -110,65 +108,44 @@ def _tokenize(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
     return _hash_unique(uniques)[codes], lengths
 
 
-def _features(hashes: np.ndarray, lengths: np.ndarray, ngrams: int, mask: int):
-    """Yield (token position, bucket) arrays for 1-grams, 2-grams, ... up to ``ngrams``.
+def _counts(hashes: np.ndarray, lengths: np.ndarray, bitsize: int,
+            ngrams: int) -> sp.csr_matrix:
+    """CSR counts (int32, canonical) from the flat token hashes and the tokens per text.
 
-    Positions index the flat token array; a k-gram starting at position i is kept only when
-    its k tokens belong to the same text.
+    Features are laid out token by token: for token ``i`` its 1-gram, then the 2-gram
+    starting at ``i``, ... up to ``ngrams``, skipping n-grams that run past the end of the
+    text. That order is already grouped by text, so the CSR row pointers come from the
+    lengths alone, and only the duplicate buckets within a row need summing.
     """
-    mask32 = np.uint32(mask)
+    n_rows, size = len(lengths), 1 << bitsize
     n_tokens = len(hashes)
-    yield np.arange(n_tokens), hashes & mask32
-    if ngrams < 2 or n_tokens < 2:
-        return
-    # tokens from each position to the end of its text, inclusive
-    remaining = np.repeat(np.cumsum(lengths), lengths) - np.arange(n_tokens)
-    folded = hashes
-    mult = np.uint32(NGRAM_MULTIPLIER)
-    for k in range(2, ngrams + 1):
-        if n_tokens < k:
-            return
-        folded = folded[:-1] * mult + hashes[k - 1:]        # wraps modulo 2**32, on purpose
-        keep = np.flatnonzero(remaining[:len(folded)] >= k)
-        if not len(keep):
-            return
-        yield keep, folded[keep] & mask32
-
-
-# --- texts -> counts ---------------------------------------------------------------------
-
-def _dense_counts(hashes, lengths, bitsize, ngrams) -> np.ndarray:
-    n_rows, size = len(lengths), 1 << bitsize
-    out = np.zeros((n_rows, size), dtype=COUNT_DTYPE)
-    starts = np.concatenate(([0], np.cumsum(lengths)))
-    block = max(1, _DENSE_BLOCK_CELLS // size)
-    for r0 in range(0, n_rows, block):
-        r1 = min(r0 + block, n_rows)
-        t0, t1 = starts[r0], starts[r1]
-        if t0 == t1:
-            continue
-        sub_len = lengths[r0:r1]
-        row_of = np.repeat(np.arange(r1 - r0), sub_len)
-        keys = [row_of[pos] * size + bucket
-                for pos, bucket in _features(hashes[t0:t1], sub_len, ngrams, size - 1)]
-        counts = np.bincount(np.concatenate(keys), minlength=(r1 - r0) * size)
-        out[r0:r1] = counts.reshape(r1 - r0, size)
-    return out
-
-
-def _sparse_counts(hashes, lengths, bitsize, ngrams) -> sp.csr_matrix:
-    n_rows, size = len(lengths), 1 << bitsize
-    row_of = np.repeat(np.arange(n_rows, dtype=np.int32), lengths)
-    rows, cols = [], []
-    for pos, bucket in _features(hashes, lengths, ngrams, size - 1):
-        rows.append(row_of[pos])
-        cols.append(bucket.astype(np.int32))
-    if rows:
-        r, c = np.concatenate(rows), np.concatenate(cols)
+    mask = np.uint32(size - 1)
+    per_row = sum(np.maximum(lengths - (k - 1), 0) for k in range(1, ngrams + 1))
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(per_row, out=indptr[1:])
+    if ngrams == 1 or n_tokens < 2:
+        buckets = hashes & mask
     else:
-        r = c = np.zeros(0, np.int32)
-    matrix = sp.csr_matrix((np.ones(len(r), COUNT_DTYPE), (r, c)), shape=(n_rows, size),
-                           dtype=COUNT_DTYPE)
+        table = np.empty((n_tokens, ngrams), dtype=np.uint32)    # k-gram hash at [i, k-1]
+        valid = np.empty((n_tokens, ngrams), dtype=bool)
+        table[:, 0] = hashes
+        valid[:, 0] = True
+        # tokens from each position to the end of its text, inclusive
+        remaining = np.repeat(np.cumsum(lengths), lengths) - np.arange(n_tokens)
+        folded = hashes
+        mult = np.uint32(NGRAM_MULTIPLIER)
+        for k in range(2, ngrams + 1):
+            if k <= n_tokens:
+                folded = folded[:-1] * mult + hashes[k - 1:]    # wraps modulo 2**32, on purpose
+                table[: n_tokens - k + 1, k - 1] = folded
+            np.greater_equal(remaining, k, out=valid[:, k - 1])
+        buckets = table[valid]
+        buckets &= mask
+    index_dtype = np.int32 if max(size, len(buckets)) < 2**31 else np.int64
+    matrix = sp.csr_matrix(
+        (np.ones(len(buckets), COUNT_DTYPE), buckets.astype(index_dtype),
+         indptr.astype(index_dtype)),
+        shape=(n_rows, size))
     matrix.sum_duplicates()
     return matrix
 
@@ -244,9 +221,8 @@ def hash_texts(texts: Iterable[Any], bitsize: int = 10, ngrams: int = 2, *,
     if not sparse:
         _check_dense_bound(len(values), 1 << bitsize, max_dense_bytes)
     hashes, lengths = _tokenize(values)
-    if sparse:
-        return _sparse_counts(hashes, lengths, bitsize, ngrams)
-    return _dense_counts(hashes, lengths, bitsize, ngrams)
+    matrix = _counts(hashes, lengths, bitsize, ngrams)
+    return matrix if sparse else matrix.toarray()
 
 
 def _clean_texts(texts: Iterable[Any], *, stringify: bool, name: Any) -> list:

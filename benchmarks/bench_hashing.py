@@ -1,0 +1,123 @@
+"""Feature Hashing throughput: azml_nb.feature_hashing against two anchors, in one run.
+
+On N ``synthetic_reviews`` texts (default 100,000, seed 0), N-grams 2:
+
+* ``feature_hashing`` dense at bitsize 10 (a DataFrame with 1,024 int32 count columns) and
+  sparse at bitsize 20 (``SparseFeatures`` holding a CSR matrix);
+* scikit-learn's ``HashingVectorizer(n_features=2**bits, ngram_range=(1, 2),
+  alternate_sign=False, norm=None, lowercase=False, tokenizer=str.split)`` doing the same
+  work (``.toarray()`` for the dense case, its CSR matrix for the sparse one);
+* a straightforward per-token Python + mmh3 loop (dense at bitsize 10, sparse dict-of-counts
+  rows at bitsize 20).
+
+Each case runs in a fresh child process, so the peak memory printed (peak RSS growth over
+the child's baseline after loading the texts) belongs to that case alone. Times are the best
+of ``--repeat`` runs.
+
+    .venv/bin/python benchmarks/bench_hashing.py [--rows 100000] [--repeat 1]
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import pickle
+import resource
+import sys
+import tempfile
+import time
+
+
+def _maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
+
+
+def _python_loop(texts, bitsize, sparse):
+    """The obvious implementation: split, hash each token with mmh3, fold pairs, count."""
+    import mmh3
+    import numpy as np
+    mask = (1 << bitsize) - 1
+    out = [] if sparse else np.zeros((len(texts), 1 << bitsize), dtype=np.int32)
+    for row, text in enumerate(texts):
+        hashes = [int(t) if t.isascii() and t.isdigit() else mmh3.hash(t, 0, signed=False)
+                  for t in text.split()]
+        counts = {}
+        for i, h in enumerate(hashes):
+            counts[h & mask] = counts.get(h & mask, 0) + 1
+            if i + 1 < len(hashes):
+                b = (h * 27942141 + hashes[i + 1]) & mask
+                counts[b] = counts.get(b, 0) + 1
+        if sparse:
+            out.append(counts)
+        else:
+            for b, c in counts.items():
+                out[row, b] = c
+    return out
+
+
+def _case(path: str, name: str, bitsize: int, sparse: bool, repeat: int) -> dict:
+    with open(path, "rb") as f:
+        texts = pickle.load(f)
+    import numpy as np       # noqa: F401  (import cost outside the timing)
+    import pandas as pd
+    if name == "feature_hashing":
+        import azml_nb as az
+        df = pd.DataFrame({"Col2": pd.array(texts, dtype="str")})
+        run = lambda: az.feature_hashing(df, "Col2", bitsize, 2, sparse=sparse)   # noqa: E731
+    elif name == "HashingVectorizer":
+        from sklearn.feature_extraction.text import HashingVectorizer
+        hv = HashingVectorizer(n_features=2**bitsize, ngram_range=(1, 2), alternate_sign=False,
+                               norm=None, lowercase=False, tokenizer=str.split,
+                               token_pattern=None)
+        run = (lambda: hv.transform(texts)) if sparse else \
+            (lambda: hv.transform(texts).toarray())
+    else:
+        run = lambda: _python_loop(texts, bitsize, sparse)   # noqa: E731
+    base = _maxrss_mib()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = run()
+        best = min(best, time.perf_counter() - start)
+        del result
+    return {"seconds": best, "peak_mib": _maxrss_mib() - base}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    from azml_nb import datasets
+    texts = datasets.synthetic_reviews(args.rows, seed=0)["Col2"].tolist()
+    words = sum(len(t.split()) for t in texts)
+    print(f"{args.rows:,} synthetic_reviews texts (seed 0), {words / args.rows:.1f} words "
+          f"on average; N-grams 2; best of {args.repeat}; {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f} (shared machine)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "texts.pickle")
+        with open(path, "wb") as f:
+            pickle.dump(texts, f)
+        ctx = mp.get_context("spawn")
+        for bitsize, sparse in ((10, False), (20, True)):
+            form = "sparse CSR" if sparse else "dense"
+            print(f"\nbitsize {bitsize}, {form}:")
+            results = {}
+            for name in ("feature_hashing", "HashingVectorizer", "python+mmh3 loop"):
+                with cf.ProcessPoolExecutor(1, mp_context=ctx) as pool:
+                    results[name] = pool.submit(_case, path, name, bitsize, sparse,
+                                                args.repeat).result()
+                r = results[name]
+                print(f"  {name:<18} {args.rows / r['seconds']:>10,.0f} rows/s "
+                      f"({r['seconds']:6.2f} s)   peak +{r['peak_mib']:,.0f} MiB")
+            ours = results["feature_hashing"]["seconds"]
+            for anchor in ("HashingVectorizer", "python+mmh3 loop"):
+                print(f"  feature_hashing vs {anchor}: "
+                      f"{results[anchor]['seconds'] / ours:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
