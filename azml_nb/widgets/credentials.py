@@ -43,10 +43,10 @@ def _url_problem(url: str) -> str:
 
 def _key_problem(key: str) -> tuple[str, str]:
     """(level, message) about a key's shape, never quoting the key."""
+    if key.lower().startswith("bearer "):
+        return "error", "paste the key without the 'Bearer' prefix"
     if any(c.isspace() for c in key) or key[:1] in "'\"" or key[-1:] in "'\"":
         return "error", "the key holds spaces or quotes: paste the key alone"
-    if key.lower().startswith("bearer"):
-        return "error", "paste the key without the 'Bearer' prefix"
     if len(key) < 16:
         return "warning", f"a short key ({len(key)} characters): is it complete?"
     return "ok", "set"
@@ -72,7 +72,8 @@ class CredentialsForm(w.VBox):
     base URL), a "through API Management" switch with the gateway URL and subscription key
     (masked), the storage connection string (masked) and container. Each field shows an
     inline message when it is empty, malformed or oddly shaped. "Test connection" fetches
-    the service's swagger.json and reports success or the service's error.
+    the service's swagger.json, scores its example request (which checks the keys) and
+    reports success or the service's error.
 
     Secrets are held in the kernel only (see :class:`~azml_nb.widgets._common.SecretField`):
     the form's widget state, its repr and its output never contain them.
@@ -314,6 +315,7 @@ class CredentialsForm(w.VBox):
         try:
             svc = self.service()
             swagger = svc.swagger()
+            checked = _score_example(svc, swagger)
         except Exception as err:  # shown in the form, logged, never dropped
             show_error(self.output, err, what="Test connection", secrets=self._secrets())
         else:
@@ -322,13 +324,15 @@ class CredentialsForm(w.VBox):
             outputs = _item_columns(swagger, "output")
             title = info.get("title") or self.service_name.value
             where = "through API Management" if self.via_gateway.value else "directly"
+            key = ("keys accepted: the swagger example scored" if checked
+                   else "keys not checked: swagger.json has no example request")
             plain = (f"Connected {where}: {title}\n"
-                     f"inputs: {', '.join(inputs) or '?'}\noutputs: {len(outputs)} columns")
+                     f"inputs: {', '.join(inputs) or '?'}\noutputs: {len(outputs)} columns\n{key}")
             show(self.output,
                  f'<div style="color:#2a7d2e"><b>Connected</b> {html.escape(where)}: '
                  f"{html.escape(str(title))}</div>"
                  f"<div>inputs: <code>{html.escape(', '.join(inputs) or '?')}</code>; "
-                 f"outputs: {len(outputs)} columns</div>", plain)
+                 f"outputs: {len(outputs)} columns</div><div>{html.escape(key)}</div>", plain)
             log.info("test connection succeeded (%s)", where)
         finally:
             self.test_button.disabled = False
@@ -343,6 +347,19 @@ class CredentialsForm(w.VBox):
                 + (f", gateway_url={self.gateway_url.value!r}, subscription_key="
                    f"{'set' if self.subscription_key.is_set else 'unset'}" if self.via_gateway.value else "")
                 + ")")
+
+
+def _score_example(svc: Any, swagger: Any) -> bool:
+    """Score the example request of a swagger.json (checks the keys); False when it has none."""
+    definitions = swagger.get("definitions", {}) if isinstance(swagger, dict) else {}
+    example = (definitions.get("ExecutionRequest") or {}).get("example")
+    if not isinstance(example, dict) or not example.get("Inputs"):
+        return False
+    from ..payload import from_payload
+
+    svc.score(from_payload(example), global_parameters=example.get("GlobalParameters") or None,
+              check_schema=False, progress=False)
+    return True
 
 
 def _connection_string_secrets(value: str) -> list[str]:

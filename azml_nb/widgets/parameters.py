@@ -20,7 +20,8 @@ def global_parameters_schema(swagger: Mapping[str, Any]) -> dict[str, dict]:
 
     Looks in ``definitions.GlobalParameters`` and in the ``GlobalParameters`` property of
     ``definitions.ExecutionRequest`` (following a ``$ref``). Returns name -> property
-    (``type``, ``format``, ``default``, ``enum``, ``description`` when given).
+    (``type``, ``format``, ``default``, ``enum``, ``description`` when given). A value in
+    the ``ExecutionRequest`` example serves as the default when none is declared.
 
     >>> global_parameters_schema({"definitions": {"GlobalParameters": {"properties": {
     ...     "Hashing bitsize": {"type": "integer", "default": 3}}}}})
@@ -37,29 +38,49 @@ def global_parameters_schema(swagger: Mapping[str, Any]) -> dict[str, dict]:
     candidates = [definitions.get("GlobalParameters")]
     request = resolve(definitions.get("ExecutionRequest"))
     candidates.append(request.get("properties", {}).get("GlobalParameters"))
+    example = request.get("example", {}) if isinstance(request.get("example"), Mapping) else {}
+    example = example.get("GlobalParameters") or {}
     for candidate in candidates:
         properties = resolve(candidate).get("properties")
         if properties:
-            return {str(name): dict(spec) for name, spec in properties.items()}
+            found = {str(name): dict(spec) for name, spec in properties.items()}
+            for name, spec in found.items():
+                if "default" not in spec and name in example:
+                    spec["default"] = example[name]
+            return found
     return {}
 
 
 def _parameter_widget(name: str, spec: Mapping[str, Any]) -> w.ValueWidget:
+    """A field for one GlobalParameter; without a default it starts empty (= not sent)."""
     kind = spec.get("type", "string")
     default = spec.get("default")
     common = {"description": name, "style": _STYLE, "tooltip": spec.get("description", name)}
     if spec.get("enum"):
-        options = [str(v) for v in spec["enum"]]
-        return w.Dropdown(options=options, value=str(default) if str(default) in options else options[0],
+        options = [("(service default)", None)] * (default is None) + [(str(v), v) for v in spec["enum"]]
+        return w.Dropdown(options=options, value=default if default in spec["enum"] else options[0][1],
                           **common)
-    if kind == "integer":
-        return w.IntText(value=int(default) if default is not None else 0, **common)
-    if kind == "number":
-        return w.FloatText(value=float(default) if default is not None else 0.0, **common)
     if kind == "boolean":
-        return w.Checkbox(value=bool(default) if default is not None else False, indent=False,
-                          description=name)
-    return w.Text(value="" if default is None else str(default), **common)
+        return w.Dropdown(options=[("(service default)", None), ("true", True), ("false", False)],
+                          value=None if default is None else bool(default), **common)
+    if default is not None and kind == "integer":
+        return w.IntText(value=int(default), **common)
+    if default is not None and kind == "number":
+        return w.FloatText(value=float(default), **common)
+    return w.Text(value="" if default is None else str(default), placeholder=f"{kind}; empty: not sent",
+                  **common)
+
+
+def _parameter_value(name: str, spec: Mapping[str, Any], value: Any) -> Any:
+    if not isinstance(value, str) or spec.get("type", "string") == "string" or spec.get("enum"):
+        return value
+    text = value.strip()
+    try:
+        return int(text) if spec.get("type") == "integer" else float(text)
+    except ValueError:
+        raise ConfigurationError(f"GlobalParameters[{name!r}]: expected "
+                                 f"{'an integer' if spec.get('type') == 'integer' else 'a number'}, "
+                                 f"got {value!r}") from None
 
 
 class ParametersForm(w.VBox):
@@ -133,7 +154,10 @@ class ParametersForm(w.VBox):
             "format": self.format.value,
             "batch_size": int(self.batch_size.value),
             "max_workers": int(self.concurrency.value),
-            "global_parameters": {name: field.value for name, field in self.global_parameters.items()},
+            "global_parameters": {
+                name: _parameter_value(name, self.schema[name], field.value)
+                for name, field in self.global_parameters.items()
+                if field.value is not None and field.value != ""},
         }
 
     def __repr__(self) -> str:

@@ -84,6 +84,9 @@ class ScoreForm(w.VBox):
         Options for ``score()`` (a ``ParametersForm``'s ``options()`` are read at each click).
     schema : mapping, optional
         Column -> swagger property; by default read from the service's swagger.json.
+    check_schema : bool
+        Let the client compare the frame with swagger.json before sending (default). Off,
+        a wrong column reaches the service and its 400 answer is shown.
 
     Attributes
     ----------
@@ -96,8 +99,10 @@ class ScoreForm(w.VBox):
     running = traitlets.Bool(False, help="a call is under way")
 
     def __init__(self, service: Any, *, data: pd.DataFrame | None = None, parameters: Any = None,
-                 schema: Mapping[str, Mapping[str, Any]] | None = None, **kwargs: Any):
+                 schema: Mapping[str, Mapping[str, Any]] | None = None, check_schema: bool = True,
+                 **kwargs: Any):
         super().__init__(**kwargs)
+        self.check_schema = check_schema
         self.svc = service
         self.data = data
         self.parameters = parameters
@@ -156,7 +161,7 @@ class ScoreForm(w.VBox):
         show(self.output, "<i>Scoring\u2026</i>", "Scoring...")
         try:
             frame = self.frame()
-            options = {"progress": False, **self._options()}
+            options = {"progress": False, "check_schema": self.check_schema, **self._options()}
             started = time.perf_counter()
             result = self.svc.score(frame, **options)
             seconds = time.perf_counter() - started
