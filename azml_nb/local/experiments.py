@@ -327,7 +327,7 @@ def _coerce_column(s: pd.Series, col: str, ctype: str) -> pd.Series:
         _first_bad(conv.isna().to_numpy() & ~is_null, s, col, ctype)
         return conv.astype("boolean") if is_null.any() else conv.astype(bool)
     if ctype == "DateTime":
-        conv = pd.to_datetime(text.where(~is_null, None), errors="coerce")
+        conv = pd.to_datetime(text.where(~is_null, None), errors="coerce", format="mixed")
         _first_bad(conv.isna().to_numpy() & ~is_null, s, col, ctype)
         return conv
     raise ValueError(f"unknown column type {ctype!r}")  # pragma: no cover - checked by Experiment
