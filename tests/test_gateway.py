@@ -395,12 +395,12 @@ def test_api_policy_without_base_drops_the_backend_key(backend):
     assert r.status_code == 401 and "error" in r.json()            # the host's own 401
 
 
-def test_backend_down_is_a_gateway_500_and_recorded_as_failed():
+def test_backend_down_is_a_gateway_502_and_recorded_as_failed():
     gw = demo_gateway("http://127.0.0.1:9", "k")                       # nothing listens on port 9
     with gw.start():
         r = requests.get(gw.api_url() + "/workspaces/w/services/s/swagger.json",
                          headers=_key(gw), timeout=30)
-    assert r.status_code == 500 and r.json()["statusCode"] == 500
+    assert r.status_code == 502 and r.json()["statusCode"] == 502
     assert gw.usage.records()[-1]["outcome"] == "failed"
 
 

@@ -779,7 +779,8 @@ class Gateway:
                 return _own_answer(504, "Backend service did not respond in time.")
             log.warning("gateway %s: backend %s unreachable: %s", self.name, api.api_id,
                         type(err).__name__)
-            return _own_answer(500, "Internal server error")
+            return _own_answer(502, "Bad gateway: the backend service closed the connection or "
+                               "could not be reached.")
         ctx.service_ms = (time.perf_counter() - t0) * 1000
 
         out = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw

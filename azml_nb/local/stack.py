@@ -21,7 +21,10 @@ from .host import PublishedService, WebServiceHost
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OfflineStack", "start", "DEFAULT_CONTAINER"]
+__all__ = ["OfflineStack", "start", "DEFAULT_CONTAINER", "GATEWAY_SUBSCRIPTION"]
+
+#: The gateway subscription whose key info() hands out (product "unlimited", no rate limit).
+GATEWAY_SUBSCRIPTION = "demo-unlimited"
 
 #: The blob container the stack creates for batch jobs (the client's default too).
 DEFAULT_CONTAINER = "azureml"
@@ -73,7 +76,7 @@ class OfflineStack:
         storage_container (and gateway_url, subscription_key when a gateway runs).
         """
         svc = service or self.service
-        return {
+        info = {
             "base_url": self.host.base_url,
             "workspace": svc.workspace,
             "service": svc.service,
@@ -81,6 +84,11 @@ class OfflineStack:
             "storage_connection_string": self.storage_connection_string,
             "storage_container": self.storage_container,
         }
+        # the gateway holds the backend key of the service published at start only
+        if self.gateway is not None and svc is self.service:
+            info["gateway_url"] = self.gateway.api_url()
+            info["subscription_key"] = self.gateway.subscriptions[GATEWAY_SUBSCRIPTION].primary_key
+        return info
 
     def web_service(self, service: PublishedService | None = None, **options: Any):
         """An :class:`azml_nb.WebService` for *service* (default: the one published at start).
@@ -113,7 +121,7 @@ class OfflineStack:
 
 def start(*, experiment: Experiment | None = None, storage: bool | Azurite = True, host: str = "127.0.0.1",
           port: int = 0, azurite_port: int = 0, storage_container: str = DEFAULT_CONTAINER,
-          **host_options: Any) -> OfflineStack:
+          gateway: bool = True, **host_options: Any) -> OfflineStack:
     """Start Azurite and the web-service host, and publish *experiment*.
 
     Parameters
@@ -129,6 +137,10 @@ def start(*, experiment: Experiment | None = None, storage: bool | Azurite = Tru
         Azurite's port (0 = a free port).
     storage_container : str
         Blob container to create for batch jobs.
+    gateway : bool
+        Also start the APIM-style gateway in front of the host
+        (:func:`azml_nb.local.gateway.demo_gateway`: products ``starter`` and ``unlimited``,
+        one subscription each); ``info()`` then has ``gateway_url`` and ``subscription_key``.
     **host_options
         Passed to :class:`WebServiceHost` (``max_concurrent_calls``, ``faults``, ...).
 
@@ -157,6 +169,14 @@ def start(*, experiment: Experiment | None = None, storage: bool | Azurite = Tru
         raise
     stack = OfflineStack(host=web, azurite=blob, service=published, storage_container=storage_container,
                          owns_azurite=owns)
+    if gateway:
+        from .gateway import demo_gateway
+
+        try:
+            stack.gateway = demo_gateway(web.base_url, published.api_key).start(host=host)
+        except BaseException:
+            stack.stop()
+            raise
     log.info("offline stack up: host %s, storage %s", web.base_url, blob.blob_endpoint if blob else None)
     return stack
 
