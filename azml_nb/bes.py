@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import pandas as pd
 
-from .errors import BatchJobError, ConfigurationError, PayloadError, ServiceError, redact
+from .errors import BatchJobError, ConfigurationError, NotFoundError, PayloadError, ServiceError, redact
 
 if TYPE_CHECKING:
     from .service import WebService
@@ -97,11 +97,17 @@ class BatchJob:
         self.id = str(job_id)
         self.storage = storage
         self._blobs = list(blobs)   # blob names in `storage` written by submit (inputs, outputs)
+        self._cancelled = False
         self._cleanup = cleanup
         self._last: dict | None = None
         self._last_status: JobStatus | None = None
 
     # -- state ---------------------------------------------------------------------------
+
+    @property
+    def blobs(self) -> list[str]:
+        """Names (in :attr:`storage`) of the blobs :meth:`WebService.submit_batch` wrote for this job."""
+        return list(self._blobs)
 
     def continuation_token(self) -> str:
         """The job id; give it to ``svc.job(token)`` to re-attach."""
@@ -109,8 +115,17 @@ class BatchJob:
 
     def refresh(self, *, timeout: Any = None) -> dict:
         """Fetch the job's status document (``StatusCode``, ``Results``, ``Details``)."""
-        resp = self._service._send("GET", self._service.jobs_url(self.id), timeout=timeout,
-                                   secrets=self._secrets(), what=f"status of batch job {self.id}")
+        try:
+            resp = self._service._send("GET", self._service.jobs_url(self.id), timeout=timeout,
+                                       secrets=self._secrets(), what=f"status of batch job {self.id}")
+        except NotFoundError:
+            if not self._cancelled:
+                raise
+            # BES forgets a job on DELETE; this client asked for that, so it ended Cancelled
+            self._last = {"StatusCode": int(JobStatus.Cancelled), "Results": None,
+                          "Details": "cancelled by this client"}
+            self._last_status = JobStatus.Cancelled
+            return self._last
         try:
             body = resp.json()
         except ValueError as err:
@@ -241,7 +256,26 @@ class BatchJob:
             raise PayloadError(f"output {name!r} is ARFF; ask for a .csv output instead")
         if not data.strip():
             return pd.DataFrame()
-        return pd.read_csv(io.BytesIO(data), sep=sep)
+        types = self._output_types(name)
+        if types is None:
+            return pd.read_csv(io.BytesIO(data), sep=sep)
+        # type the text the way RRS answers are typed, from the service's output schema
+        from .payload import read_values
+
+        text = pd.read_csv(io.BytesIO(data), sep=sep, dtype=str, keep_default_na=False)
+        columns = [str(c) for c in text.columns]
+        if set(columns) != set(types):
+            return pd.read_csv(io.BytesIO(data), sep=sep)
+        return read_values(columns, [types[c] for c in columns], text.to_numpy().tolist(),
+                           label=f"output {name!r}")
+
+    def _output_types(self, name: str) -> dict[str, str] | None:
+        """Column -> AzureML ColumnType of output *name* from swagger.json, when published."""
+        from .payload import schema_types
+
+        if self._service._schema_or_none() is None:
+            return None
+        return schema_types(self._service._swagger or {}, name)
 
     # -- control -------------------------------------------------------------------------
 
@@ -255,11 +289,18 @@ class BatchJob:
         """Cancel the job (BES ``DELETE .../jobs/{id}``); a job that has ended is left as it is."""
         self._service._send("DELETE", self._service.jobs_url(self.id), timeout=timeout,
                             secrets=self._secrets(), what=f"cancel of batch job {self.id}")
+        self._cancelled = True
         log.info("batch job %s: cancel requested", self.id)
 
     def delete(self, *, timeout: Any = None) -> None:
-        """Cancel the job if it runs and remove it; with ``cleanup=True`` also its blobs."""
-        self.cancel(timeout=timeout)
+        """Cancel the job if it runs and remove it; with ``cleanup=True`` also its blobs.
+
+        A job the service no longer knows counts as deleted.
+        """
+        try:
+            self.cancel(timeout=timeout)
+        except NotFoundError:
+            log.info("batch job %s: already gone from the service", self.id)
         if self._cleanup:
             self.cleanup()
 
@@ -335,8 +376,14 @@ def submit(service: "WebService", data: Any, *, storage: Any = None,
     blobs += [f"{prefix}/{n}.csv" for n in outputs]
 
     # 3. submit; the answer is the job id as a JSON string
-    resp = service._send("POST", service.jobs_url(), body=json.dumps(body).encode("utf-8"),
-                         timeout=timeout, secrets=store.secrets, what="batch job submit")
+    try:
+        resp = service._send("POST", service.jobs_url(), body=json.dumps(body).encode("utf-8"),
+                             timeout=timeout, secrets=store.secrets, what="batch job submit")
+    except ServiceError:
+        if cleanup:
+            for blob in blobs:
+                store.delete(blob)
+        raise
     try:
         job_id = resp.json()
     except ValueError:

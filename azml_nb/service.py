@@ -55,6 +55,10 @@ KNOWN_REGIONS = ("ussouthcentral", "uswestcentral", "useast2", "europewest", "ge
                  "canadacentral", "brazilsouth")
 _REQUEST_ID_HEADERS = ("x-ms-request-id", "x-ms-client-request-id", "request-id",
                        "x-request-id", "apim-request-id")
+#: Transport failures worth another try; a connection cut while the answer streams in
+#: surfaces as ChunkedEncodingError, not ConnectionError.
+_TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout,
+                     requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
 _ENV = ("AZML_WORKSPACE", "AZML_SERVICE", "AZML_API_KEY", "AZML_BASE_URL", "AZML_REGION",
         "AZML_GATEWAY_URL", "AZML_SUBSCRIPTION_KEY", "AZML_STORAGE_CONNECTION_STRING",
         "AZML_STORAGE_CONTAINER")
@@ -438,7 +442,7 @@ class WebService:
             try:
                 resp = self._session.request(method, url, data=body, headers=headers,
                                              timeout=timeout or self.timeout)
-            except (requests.ConnectionError, requests.Timeout) as err:
+            except _TRANSPORT_ERRORS as err:  # refused, reset, cut off mid-answer, timed out
                 kind = "Timeout" if isinstance(err, requests.Timeout) else "ConnectionError"
                 error: ServiceError = ServiceError(
                     redact(f"{what} to {shown_url} failed: {type(err).__name__}", hide), code=kind)
