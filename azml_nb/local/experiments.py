@@ -85,6 +85,8 @@ class SelectColumns(Module):
         missing = [c for c in self.columns if c not in df.columns]
         if missing:
             raise ModuleError(self.name, f"column(s) {missing} not found; the dataset has {list(df.columns)}")
+        if list(df.columns) == self.columns:
+            return df
         return df[self.columns]
 
 
@@ -288,10 +290,30 @@ def coerce_to_schema(df: pd.DataFrame, schema: Mapping[str, str]) -> pd.DataFram
         raise SchemaError(f"column {wrong} is named {given[wrong]!r}, expected {expected[wrong]!r} "
                           f"(expected columns {expected})", expected=expected, given=given,
                           column=given[wrong])
+    if all(_has_type(df[col].dtype, ctype) for col, ctype in schema.items()):
+        return df
     out = {}
     for col, ctype in schema.items():
-        out[col] = _coerce_column(df[col], col, ctype)
+        s = df[col]
+        out[col] = s if _has_type(s.dtype, ctype) else _coerce_column(s, col, ctype)
     return pd.DataFrame(out, index=df.index)
+
+
+def _has_type(dtype, ctype: str) -> bool:
+    """True when a column of *dtype* already holds *ctype* values (no conversion needed)."""
+    if ctype == "String":
+        return pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype) \
+            and dtype != object
+    if ctype in ("Int32", "Int64"):
+        return pd.api.types.is_integer_dtype(dtype) and np.dtype(getattr(dtype, "numpy_dtype", dtype)).itemsize \
+            <= (4 if ctype == "Int32" else 8)
+    if ctype == "Double":
+        return pd.api.types.is_float_dtype(dtype)
+    if ctype == "Boolean":
+        return pd.api.types.is_bool_dtype(dtype)
+    if ctype == "DateTime":
+        return pd.api.types.is_datetime64_any_dtype(dtype)
+    return False
 
 
 def _first_bad(mask: np.ndarray, series: pd.Series, col: str, ctype: str) -> None:

@@ -484,7 +484,9 @@ class WebServiceHost:
                                        f"for columns {names}.", target=name)
         try:
             frame = from_payload({"Inputs": {name: table}}, format=fmt, schema={"definitions": svc._definitions})
-            return coerce_to_schema(frame[expected], exp.input_schema)
+            if list(frame.columns) != expected:
+                frame = frame[expected]
+            return coerce_to_schema(frame, exp.input_schema)
         except SchemaError as err:  # pragma: no cover - the checks above come first
             raise bad_argument("TableSchemaColumnNameMismatch", f"{label}: {err}", target=name) from err
         except PayloadError as err:
