@@ -462,8 +462,9 @@ class WebService:
                 log.info("%s: giving up after %d tries (deadline %.0f s)", what, attempt + 1,
                          policy.deadline)
                 raise error from cause
-            log.info("%s got %s; retry %d/%d in %.2f s", what,
-                     error.status_code or error.code, attempt + 1, policy.retries, delay)
+            log.info("%s got %s%s; retry %d/%d in %.2f s", what, error.status_code or error.code,
+                     "" if error.retry_after is None else f" (Retry-After {error.retry_after:g} s)",
+                     attempt + 1, policy.retries, delay)
             if cancel is not None:
                 if cancel.wait(delay):
                     raise _Cancelled()
