@@ -353,6 +353,15 @@ def test_fault_injection_throttle_timeout_drop(host):
     assert requests.post(svc.execute_url, json=DOCS_BODY, headers=_auth(svc), timeout=30).status_code == 200
 
 
+def test_injected_faults_context_manager_restores_the_setting(host):
+    svc = host.fh
+    with host.injected_faults(1.0, kinds=("timeout",), seed=3) as faults:
+        assert host.faults is faults
+        _error(requests.post(svc.execute_url, json=DOCS_BODY, headers=_auth(svc), timeout=30), 504, "GatewayTimeout")
+    assert host.faults is None
+    assert requests.post(svc.execute_url, json=DOCS_BODY, headers=_auth(svc), timeout=30).status_code == 200
+
+
 def test_fault_injection_settings_are_checked():
     with pytest.raises(ValueError, match="rate"):
         FaultInjection(rate=1.5)

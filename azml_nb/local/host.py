@@ -34,9 +34,10 @@ import secrets
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import parse_qs
 
 import pandas as pd
@@ -228,6 +229,20 @@ class WebServiceHost:
     @property
     def services(self) -> list[PublishedService]:
         return list(self._services.values())
+
+    @contextmanager
+    def injected_faults(self, rate: float = 1.0, *, kinds: Sequence[str] = FAULT_KINDS,
+                        seed: int | None = None) -> Iterator[FaultInjection]:
+        """Switch fault injection on for a ``with`` block, then restore the previous setting.
+
+        >>> with host.injected_faults(0.3, kinds=("throttle", "drop"), seed=1):   # doctest: +SKIP
+        ...     svc.score(df)          # the client's retries meet 503s and dropped connections
+        """
+        previous, self.faults = self.faults, FaultInjection(rate=rate, kinds=kinds, seed=seed)
+        try:
+            yield self.faults
+        finally:
+            self.faults = previous
 
     # --- running -----------------------------------------------------------------------
 
