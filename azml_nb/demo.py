@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -34,12 +35,158 @@ def payload_demo() -> None:
     print(frame.dtypes.value_counts().to_string())
 
 
+def stack_demo(stack=None) -> None:
+    """Score the docs example through RRS and run one BES job on the offline stack.
+
+    Uses the running *stack* when given, else starts one (Azurite + host) for the time it takes.
+    """
+    import io
+    import uuid
+
+    import requests
+    from azure.storage.blob import BlobServiceClient
+
+    own = stack is None
+    if own:
+        from .local import start
+
+        step("Offline stack: Azurite + the local web-service host")
+        stack = start()
+    try:
+        info, svc = stack.info(), stack.service
+        print(f"  host {info['base_url']}, workspace {info['workspace']}, service {info['service']}")
+        print(f"  help page {svc.help_url}")
+        headers = {"Authorization": "Bearer " + info["api_key"], "Content-Type": "application/json"}
+
+        step("RRS: the docs example, POST .../execute?api-version=2.0&details=true")
+        body = {"Inputs": {"input1": {"ColumnNames": ["Col2"], "Values": [["This is a good day"]]}},
+                "GlobalParameters": {}}
+        resp = requests.post(svc.execute_url, json=body, headers=headers, timeout=30)
+        print(f"  HTTP {resp.status_code}: {resp.text[:160]}...")
+        scored = az.from_response(resp.content)
+        print(scored.to_string(index=False))
+        print("  features:", " ".join(str(v) for v in scored.iloc[0, 1:]))
+
+        step("BES: upload a CSV to Azurite, submit, start, poll, read the output via its SAS URL")
+        rows = az.datasets.synthetic_reviews(2000, seed=1)[["Col2"]]
+        container = info["storage_container"]
+        name = f"demo-{uuid.uuid4().hex[:8]}"
+        blobs = BlobServiceClient.from_connection_string(info["storage_connection_string"])
+        blobs.get_blob_client(container, f"{name}.csv").upload_blob(rows.to_csv(index=False).encode())
+        where = {"ConnectionString": info["storage_connection_string"]}
+        job_body = {"Inputs": {"input1": {**where, "RelativeLocation": f"/{container}/{name}.csv"}},
+                    "Outputs": {"output1": {**where, "RelativeLocation": f"/{container}/{name}-out.csv"}},
+                    "GlobalParameters": {}}
+        jobs = f"{info['base_url']}{svc.path}/jobs"
+        job_id = requests.post(jobs + "?api-version=2.0", json=job_body, headers=headers, timeout=30).json()
+        print(f"  submitted job {job_id} ({len(rows)} rows)")
+        requests.post(f"{jobs}/{job_id}/start?api-version=2.0", headers=headers, timeout=30)
+        started = time.monotonic()
+        while True:
+            status = requests.get(f"{jobs}/{job_id}?api-version=2.0", headers=headers, timeout=30).json()
+            if status["StatusCode"] in ("Finished", "Failed", "Cancelled"):
+                break
+            time.sleep(0.2)
+        print(f"  {status['StatusCode']} after {time.monotonic() - started:.1f} s"
+              + (f": {status['Details']}" if status["Details"] else ""))
+        if status["StatusCode"] == "Finished":
+            result = status["Results"]["output1"]
+            print(f"  BaseLocation {result['BaseLocation']}, RelativeLocation {result['RelativeLocation']}")
+            out = pd.read_csv(io.BytesIO(requests.get(result["BaseLocation"] + result["RelativeLocation"]
+                                                      + result["SasBlobToken"], timeout=30).content),
+                              dtype={"Col2": str}, keep_default_na=False)
+            same = out.equals(az.feature_hashing(rows, ["Col2"], bitsize=3).astype(out.dtypes.to_dict()))
+            print(out.head(3).to_string(index=False, max_colwidth=30))
+            print(f"  {len(out)} rows; equal to local feature_hashing: {same}")
+    finally:
+        if own:
+            stack.stop()
+
+
+def pictures_demo(out: Path, *, stack=None) -> list[Path]:
+    """Write a PNG of each view in :mod:`azml_nb.plots` into *out*; return their paths.
+
+    Uses the running offline *stack* (its gateway and service) when given, else starts the
+    web-service host and gateway without storage for the time it takes. Drawn with the Agg
+    backend (no display needed).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import requests
+
+    from . import plots
+    from .apim import API_SUFFIX
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def save(fig, name: str) -> None:
+        path = out / name
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+        print(f"  wrote {path}")
+
+    step("Pictures: hashed features of the book reviews (bitsize 4)")
+    reviews = az.datasets.book_reviews().head(12).reset_index(drop=True)
+    hashed = az.feature_hashing(reviews[["Col2"]], ["Col2"], bitsize=4)
+    save(plots.hashed_heatmap(hashed, max_label_chars=40).figure, "hashed_heatmap.png")
+
+    own = stack is None
+    if own:
+        from .local import start
+
+        stack = start(storage=False)
+    try:
+        info = stack.info()
+        svc = az.WebService.from_info(info, gateway=False)
+        step("Pictures: local Feature Hashing against the published service (bitsize 3)")
+        local = az.feature_hashing(reviews[["Col2"]], ["Col2"], bitsize=3)
+        served = svc.score(reviews[["Col2"]], progress=False)
+        save(plots.hashed_diff(local, served, names=("local", "service")), "hashed_diff_local_vs_service.png")
+        step("Pictures: bitsize 3 against bitsize 6 (folded onto 8 buckets)")
+        wide = az.feature_hashing(reviews[["Col2"]], ["Col2"], bitsize=6)
+        save(plots.hashed_diff(local, wide, names=("bitsize 3", "bitsize 6")), "hashed_diff_bitsizes.png")
+
+        step("Pictures: collisions against bitsize, 2,000 synthetic reviews")
+        corpus = az.datasets.synthetic_reviews(2000, seed=0)["Col2"]
+        save(plots.collision_curve(corpus, bitsizes=range(1, 21)).figure, "collision_curve.png")
+
+        step("Pictures: gateway usage (starter and unlimited keys, a wrong key, a wrong column)")
+        gw = stack.gateway
+        url = f"{gw.api_url(API_SUFFIX)}/workspaces/{info['workspace']}/services/{info['service']}" \
+              "/execute?api-version=2.0&details=true"
+        good = {"Inputs": {"input1": {"ColumnNames": ["Col2"], "Values": [["This is a good day"]]}},
+                "GlobalParameters": {}}
+        bad = {"Inputs": {"input1": {"ColumnNames": ["Text"], "Values": [["a wrong column"]]}}}
+        keys = {"unlimited": gw.subscriptions["demo-unlimited"].primary_key,
+                "starter": gw.subscriptions["demo-starter"].primary_key, "wrong": "not-a-key"}
+        with requests.Session() as http:
+            for i in range(48):
+                which = ("starter" if i % 4 == 1 else "wrong" if i % 11 == 5 else "unlimited")
+                body = bad if i % 9 == 7 else good
+                http.post(url, json=body, headers={"Ocp-Apim-Subscription-Key": keys[which]}, timeout=30)
+                time.sleep(0.05)
+        records = gw.usage.frame()
+        print(f"  {len(records)} calls recorded: {records['outcome'].value_counts().to_dict()}")
+        save(plots.usage_dashboard(records), "usage_dashboard.png")
+    finally:
+        if own:
+            stack.stop()
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m azml_nb.demo", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("out"), help="folder for pictures and notebooks")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     payload_demo()
+    stack_demo()
+    pictures_demo(args.out / "pictures")
     return 0
 
 

@@ -31,6 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
@@ -245,6 +246,9 @@ def hashed_diff(left, right, *, names: tuple[str, str] = ("local", "service"),
         axes[2].add_patch(Rectangle((float(j) - 0.5, float(i) - 0.5), 1, 1, fill=False, edgecolor="red",
                                     linewidth=2, gid=MISMATCH_GID))
     fig.colorbar(image, ax=axes[2], label=f"{names[1]} - {names[0]} (count)", location="bottom", shrink=0.8)
+    if not mask.any():
+        axes[2].text(0.5, 0.5, "all cells agree", ha="center", va="center", fontsize=12,
+                     color="#2a7d2e", transform=axes[2].transAxes)
     folded = " after folding" if a.shape[1] != b.shape[1] else ""
     axes[2].set_title(f"difference{folded}: {int(mask.sum())} of {mask.size} cells differ")
     return fig
@@ -361,7 +365,7 @@ def collision_curve(texts: Iterable, *, bitsizes: Iterable[int] = range(1, 21), 
 
 # --- gateway usage -----------------------------------------------------------------------
 
-_NICE_FREQS = ["1s", "2s", "5s", "10s", "15s", "30s", "1min", "2min", "5min", "10min", "15min",
+_NICE_FREQS = ["100ms", "200ms", "500ms", "1s", "2s", "5s", "10s", "15s", "30s", "1min", "2min", "5min", "10min", "15min",
                "30min", "1h", "2h", "3h", "6h", "12h", "1D"]
 
 
@@ -389,7 +393,8 @@ def usage_timeline(records: pd.DataFrame, *, freq: str | None = None) -> pd.Data
     -------
     DataFrame
         Indexed by bucket start (UTC), with ``success``, ``blocked``, ``failed`` (call
-        counts), ``api_time_ms`` and ``service_time_ms`` (means, NaN when no call).
+        counts), ``api_time_ms`` (mean over all calls) and ``service_time_ms`` (mean over
+        the calls that reached the backend, i.e. not blocked); NaN where there is none.
     """
     missing = {"timestamp", "outcome", "api_time_ms", "service_time_ms"} - set(records.columns)
     if missing:
@@ -400,7 +405,11 @@ def usage_timeline(records: pd.DataFrame, *, freq: str | None = None) -> pd.Data
     frame = records.assign(timestamp=ts.dt.floor(freq))
     counts = (frame.groupby(["timestamp", "outcome"]).size().unstack(fill_value=0)
               .reindex(columns=list(_OUTCOME_COLORS), fill_value=0))
-    latency = frame.groupby("timestamp")[["api_time_ms", "service_time_ms"]].mean()
+    api_time = frame.groupby("timestamp")["api_time_ms"].mean()
+    # blocked calls never reach the backend: they would pull its mean towards 0
+    reached = frame[frame["outcome"] != "blocked"]
+    service_time = reached.groupby("timestamp")["service_time_ms"].mean()
+    latency = pd.DataFrame({"api_time_ms": api_time, "service_time_ms": service_time})
     out = counts.join(latency, how="outer")
     if len(out):
         full = pd.date_range(out.index.min(), out.index.max(), freq=freq, name="timestamp")
@@ -466,7 +475,10 @@ def usage_dashboard(records: pd.DataFrame, *, freq: str | None = None,
     latency.set_ylabel("mean latency (ms)")
     latency.set_xlabel("time (UTC)")
     latency.set_title("Latency")
+    calls.yaxis.set_major_locator(MaxNLocator(integer=True))
+    locator = AutoDateLocator()
+    latency.xaxis.set_major_locator(locator)
+    latency.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     for axis in axes:
         axis.grid(True, axis="y", alpha=0.3)
-    fig.autofmt_xdate()
     return fig
