@@ -174,11 +174,196 @@ def _cmd_lab(args: argparse.Namespace) -> int:
         shutil.rmtree(state, ignore_errors=True)
 
 
+def _hash_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("hash", help="Feature Hashing of text columns: CSV in, CSV out",
+                       description="Append {column}_HashingFeature.{i} count columns to a CSV, "
+                                   "exactly like Studio's Feature Hashing module (see docs/hashing.md).")
+    p.add_argument("input", metavar="IN.csv", help="input CSV with a header row ('-' = stdin)")
+    p.add_argument("-o", "--output", default="-", metavar="OUT.csv",
+                   help="output CSV (default: '-' = stdout)")
+    p.add_argument("--columns", action="append", required=True, metavar="COL[,COL...]",
+                   help="text column(s) to hash; repeat or separate with commas")
+    p.add_argument("--bitsize", type=int, default=10, help="1..31 (default: %(default)s)")
+    p.add_argument("--ngrams", type=int, default=2, help="0..10 (default: %(default)s)")
+    p.add_argument("--stringify", action="store_true",
+                   help="hash str(value) of non-text cells instead of failing")
+    p.set_defaults(func=_cmd_hash)
+
+
+def _cmd_hash(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .hashing import _check_params, feature_hashing
+
+    columns = [c for item in args.columns for c in item.split(",") if c]
+    source = sys.stdin if args.input == "-" else args.input
+    try:
+        _check_params(args.bitsize, args.ngrams)
+        # the text columns stay text even when a cell looks like a number; empty cells are missing
+        df = pd.read_csv(source, dtype={c: "str" for c in columns})
+        out = feature_hashing(df, columns, args.bitsize, args.ngrams, stringify=args.stringify)
+    except AzmlError:
+        raise
+    except (ValueError, MemoryError, OSError) as err:      # EmptyDataError is a ValueError
+        print(f"azml-nb hash: {err}", file=sys.stderr)
+        return 2
+    out.to_csv(sys.stdout if args.output == "-" else args.output, index=False)
+    if args.output != "-":
+        log.info("wrote %d rows x %d columns to %s", len(out), out.shape[1], args.output)
+    return 0
+
+
 # (name, parser builder); every builder sets `func` with `set_defaults`.
+def _client_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by `score` and `batch`: where the credentials come from."""
+    p.add_argument("--info", metavar="FILE",
+                   help="the JSON line `azml-nb serve` prints (file); default: AZML_* environment variables")
+    via = p.add_mutually_exclusive_group()
+    via.add_argument("--gateway", dest="gateway", action="store_const", const=True, default=None,
+                     help="go through the APIM gateway (needs gateway_url and subscription_key)")
+    via.add_argument("--direct", dest="gateway", action="store_const", const=False,
+                     help="call the service directly with its API key, even when a gateway is named")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a GlobalParameters entry (repeatable); VALUE is read as JSON when it parses")
+    p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
+
+
+def _web_service(args: argparse.Namespace):
+    from .service import WebService
+
+    if args.info:
+        return WebService.from_info(args.info, gateway=args.gateway)
+    return WebService.from_env(gateway=args.gateway)
+
+
+def _global_parameters(pairs: Sequence[str]) -> dict:
+    import json
+
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise SystemExit(f"azml-nb: --param expects NAME=VALUE, got {pair!r}")
+        try:
+            params[name.strip()] = json.loads(value)
+        except ValueError:
+            params[name.strip()] = value
+    return params
+
+
+def _write_frames(result, output: str) -> None:
+    """Write a frame (or {name: frame}) as CSV to *output* ('-' = stdout)."""
+    import os
+
+    frames = result if isinstance(result, dict) else {None: result}
+    for name, frame in frames.items():
+        if output == "-":
+            frame.to_csv(sys.stdout, index=False)
+            continue
+        target = output
+        if name is not None and len(frames) > 1:
+            stem, ext = os.path.splitext(output)
+            target = f"{stem}.{name}{ext or '.csv'}"
+        frame.to_csv(target, index=False)
+        log.info("wrote %d rows to %s", len(frame), target)
+
+
+def _score_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="score a CSV file with a request-response (RRS) web service",
+                       description="Read a CSV file (header row), score it in concurrent batches with "
+                                   "retries, and write the typed result as CSV. Credentials come from "
+                                   "AZML_* environment variables or --info.")
+    p.add_argument("input", metavar="INPUT.csv", help="CSV file with a header row ('-' = stdin)")
+    p.add_argument("-o", "--output", default="-", metavar="OUTPUT.csv", help="default: stdout")
+    _client_options(p)
+    p.add_argument("--format", choices=("classic", "swagger"), default="classic")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N", help="rows per request")
+    p.add_argument("--max-workers", type=int, default=None, metavar="N", help="requests at once")
+    p.add_argument("--max-request-bytes", type=int, default=None, metavar="N")
+    p.add_argument("--keep-going", action="store_true",
+                   help="write every batch that succeeded, report the failed rows, exit 1")
+    p.set_defaults(func=_cmd_score)
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    svc = _web_service(args)
+    frame = pd.read_csv(sys.stdin if args.input == "-" else args.input)
+    result = svc.score(frame, format=args.format, batch_size=args.batch_size,
+                       max_workers=args.max_workers, max_request_bytes=args.max_request_bytes,
+                       global_parameters=_global_parameters(args.param) or None,
+                       errors="collect" if args.keep_going else "raise", progress=not args.no_progress)
+    if not args.keep_going:
+        _write_frames(result, args.output)
+        return 0
+    _write_frames(result.output, args.output)
+    for err in result.failures:
+        print(f"azml-nb score: {err}", file=sys.stderr)
+    if result.failures:
+        print(f"azml-nb score: {len(result.failed_rows)} of {len(frame)} rows failed "
+              "(0-based data rows listed above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _batch_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("batch", help="score a CSV file with a batch execution (BES) job",
+                       description="Upload the CSV file (header row) to blob storage "
+                                   "(AZML_STORAGE_CONNECTION_STRING or the serve JSON), run a BES job, "
+                                   "wait for it and write its output as CSV. --job re-attaches to a "
+                                   "job by its id; --cancel cancels one.")
+    p.add_argument("input", metavar="INPUT.csv", nargs="?", help="CSV file with a header row")
+    p.add_argument("-o", "--output", default="-", metavar="OUTPUT.csv",
+                   help="default: stdout (several outputs: OUTPUT.<name>.csv)")
+    _client_options(p)
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--job", metavar="ID", help="re-attach to this job instead of submitting")
+    what.add_argument("--cancel", metavar="ID", help="cancel this job and exit")
+    p.add_argument("--no-wait", action="store_true", help="submit, print the job id on stdout, exit")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="give up waiting after this")
+    p.add_argument("--cleanup", action="store_true", help="delete the uploaded and output blobs afterwards")
+    p.set_defaults(func=_cmd_batch)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    svc = _web_service(args)
+    if args.cancel:
+        svc.job(args.cancel).cancel()
+        print(f"azml-nb batch: job {args.cancel} cancelled", file=sys.stderr)
+        return 0
+    if args.job:
+        job = svc.job(args.job)
+    else:
+        if not args.input:
+            raise SystemExit("azml-nb batch: give INPUT.csv, or --job ID to re-attach")
+        job = svc.submit_batch(args.input, global_parameters=_global_parameters(args.param) or None,
+                               cleanup=args.cleanup)
+        if args.no_wait:
+            print(job.id)
+            return 0
+        print(f"azml-nb batch: job {job.id} started", file=sys.stderr)
+    try:
+        result = job.result(timeout=args.timeout, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"azml-nb batch: stopped waiting; job {job.id} keeps running. Re-attach with "
+              f"`azml-nb batch --job {job.id} -o OUTPUT.csv`, cancel with `azml-nb batch --cancel {job.id}`",
+              file=sys.stderr)
+        return 130
+    except TimeoutError as err:
+        print(f"azml-nb batch: {err}; re-attach with `azml-nb batch --job {job.id}`", file=sys.stderr)
+        return 2
+    _write_frames(result, args.output)
+    return 0
+
+
 _COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction], None]]] = []
 _COMMANDS.append(("apim", _apim_parser))
+_COMMANDS.append(("hash", _hash_parser))
 _COMMANDS.append(("lab", _lab_parser))
 _COMMANDS.append(("serve", _serve_parser))
+_COMMANDS.append(("score", _score_parser))
+_COMMANDS.append(("batch", _batch_parser))
 
 
 # --- entry point -------------------------------------------------------------------------
