@@ -162,15 +162,18 @@ def pictures_demo(out: Path, *, stack=None) -> list[Path]:
         good = {"Inputs": {"input1": {"ColumnNames": ["Col2"], "Values": [["This is a good day"]]}},
                 "GlobalParameters": {}}
         bad = {"Inputs": {"input1": {"ColumnNames": ["Text"], "Values": [["a wrong column"]]}}}
-        keys = {"unlimited": gw.subscriptions["demo-unlimited"].primary_key,
-                "starter": gw.subscriptions["demo-starter"].primary_key, "wrong": "not-a-key"}
+        # subscriptions of its own, so the demo's own keys keep their rate limit and quota
+        before = len(gw.usage)
+        keys = {"unlimited": gw.subscribe("unlimited", display_name="pictures demo").primary_key,
+                "starter": gw.subscribe("starter", display_name="pictures demo").primary_key,
+                "wrong": "not-a-key"}
         with requests.Session() as http:
             for i in range(48):
                 which = ("starter" if i % 4 == 1 else "wrong" if i % 11 == 5 else "unlimited")
                 body = bad if i % 9 == 7 else good
                 http.post(url, json=body, headers={"Ocp-Apim-Subscription-Key": keys[which]}, timeout=30)
-                time.sleep(0.05)
-        records = gw.usage.frame()
+                time.sleep(0.03)
+        records = gw.usage.frame().iloc[before:]
         print(f"  {len(records)} calls recorded: {records['outcome'].value_counts().to_dict()}")
         save(plots.usage_dashboard(records), "usage_dashboard.png")
     finally:

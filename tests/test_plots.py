@@ -109,7 +109,7 @@ def test_diff_refuses_different_row_counts():
 
 def test_feature_hashes_mask_to_the_modules_buckets():
     """The full hashes behind the collision curve land where hash_text counts them."""
-    texts = list(az.datasets.synthetic_reviews(40, seed=3)["Col2"]) + ["12 12 007 x", "This is a good day"]
+    texts = list(az.datasets.synthetic_reviews(20, seed=3)["Col2"]) + ["12 12 007 x", "This is a good day"]
     for ngrams in (1, 2, 3):
         for text in texts:
             features = plots._feature_hashes([text], ngrams)
@@ -180,3 +180,17 @@ def test_usage_dashboard_of_no_calls_says_so():
 def test_usage_timeline_names_missing_columns():
     with pytest.raises(ValueError, match="outcome"):
         plots.usage_timeline(pd.DataFrame({"timestamp": [], "api_time_ms": [], "service_time_ms": []}))
+
+
+@pytest.mark.integration
+def test_pictures_demo_writes_a_png_of_each_view(tmp_path):
+    from azml_nb.demo import pictures_demo
+
+    paths = pictures_demo(tmp_path)            # host and gateway without storage, then stopped
+    assert sorted(p.name for p in paths) == sorted([
+        "hashed_heatmap.png", "hashed_diff_local_vs_service.png", "hashed_diff_bitsizes.png",
+        "collision_curve.png", "usage_dashboard.png"])
+    for path in paths:
+        image = plt.imread(path)
+        assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 500
+        assert image[..., :3].std() > 0.05                    # not a blank canvas
