@@ -69,6 +69,31 @@ def test_secret_field_moves_a_typed_secret_out_of_the_widget():
     assert not field.is_set and "set;" not in field.widget.placeholder
 
 
+def test_secret_field_tells_the_browser_to_clear_the_field():
+    """The kernel side of a comm: the browser's update is answered by an update to ''."""
+    sent = []
+
+    class Comm:
+        comm_id, kernel = "c", "k"
+
+        def send(self, data=None, buffers=None, **kw):
+            sent.append(data)
+
+        def on_msg(self, callback):
+            pass
+
+        def close(self, *args, **kw):
+            pass
+
+    field = SecretField("API key")
+    field.widget.comm = Comm()
+    field.widget._handle_msg({"content": {"data": {"method": "update", "state": {"value": "typed-key-0123456789"},
+                                                   "buffer_paths": []}}, "buffers": []})
+    updates = [d["state"] for d in sent if d["method"] == "update"]
+    assert {"value": ""} in updates and field.value == "typed-key-0123456789"
+    assert not any("typed-key" in str(u) for u in updates)
+
+
 def test_credentials_prefill_from_environment_variables():
     env = {"AZML_WORKSPACE": "ws1", "AZML_SERVICE": "svc1", "AZML_API_KEY": "k" * 40,
            "AZML_BASE_URL": "http://127.0.0.1:9", "AZML_STORAGE_CONTAINER": "jobs"}
