@@ -109,6 +109,8 @@ def test_help_page_is_html_without_keys(local_stack):
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/html")
     assert "SimpleFeatureHashingExperiment" in resp.text and "Col2_HashingFeature.7" in resp.text
     assert svc.api_key not in resp.text and svc.secondary_key not in resp.text
+    index = requests.get(local_stack.base_url + "/", timeout=30)
+    assert index.status_code == 200 and f"{svc.path}/help" in index.text and svc.api_key not in index.text
 
 
 # --- error cases on a host of their own -----------------------------------------------------

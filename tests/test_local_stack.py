@@ -85,3 +85,22 @@ def test_serve_prints_json_first_and_stops_on_ctrl_c(requires_node):
             proc.wait()
     assert not _port_open(info["base_url"])
     assert not _port_open(info["storage_connection_string"].split("BlobEndpoint=")[1])
+
+
+def test_stack_demo_scores_and_runs_a_batch_job(local_stack, capsys):
+    from azml_nb.demo import stack_demo
+
+    stack_demo(local_stack)
+    out = capsys.readouterr().out
+    assert "features: 1 1 2 2 0 2 0 1" in out
+    assert "Finished" in out and "equal to local feature_hashing: True" in out
+    assert local_stack.service.api_key not in out
+
+
+def test_job_repr_holds_no_storage_key(local_stack):
+    from azml_nb.local.bes import BlobLocation, Job
+
+    loc = BlobLocation(local_stack.storage_connection_string, "/azureml/x.csv")
+    job = Job("id", ("ws", "svc"), {"input1": loc}, {"output1": loc}, {},
+              results={"output1": {"ConnectionString": local_stack.storage_connection_string}})
+    assert local_stack.azurite.account_key not in repr(job)

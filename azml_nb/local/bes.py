@@ -69,7 +69,7 @@ class Job:
     created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     started: datetime | None = None
     ended: datetime | None = None
-    results: dict[str, Any] | None = None
+    results: dict[str, Any] | None = field(default=None, repr=False)  # holds connection strings
     details: str | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
     future: Future | None = field(default=None, repr=False)
@@ -125,7 +125,7 @@ class JobManager:
         with self._lock:
             for job in self._jobs.values():
                 job.cancel_event.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)  # running jobs stop at their next step
 
     # --- requests ----------------------------------------------------------------------
 
