@@ -236,11 +236,12 @@ def test_score_form_scores_the_docs_example_and_is_disabled_while_running(info):
     svc = CredentialsForm.from_info(info).service(session=session)
     form = ScoreForm(svc)
     assert list(form.fields) == ["Col2"]
+    assert form.fields["Col2"].value == DOCS_TEXT                # the swagger.json example request
+    assert ScoreForm(svc, example=False).fields["Col2"].value == ""
     during: list[tuple[bool, bool]] = []
     session.hooks["response"].append(
         lambda r, *a, **k: during.append((form.score_button.disabled, form.running)))
     seen = _disabled_log(form.score_button)
-    form.fields["Col2"].value = DOCS_TEXT
     form.score_button.click()
     assert during and all(d == (True, True) for d in during)
     assert seen == [True, False] and not form.running

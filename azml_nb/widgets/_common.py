@@ -114,13 +114,13 @@ def show(out: w.Output, html_text: str, plain: str) -> None:
                     "data": {"text/html": html_text, "text/plain": plain}},)
 
 
-def show_frame(out: w.Output, frame, *, title: str = "", max_rows: int = 20) -> None:
-    """Show a DataFrame as a table (the first *max_rows* rows)."""
+def show_frame(out: w.Output, frame, *, title: str = "", max_rows: int = 20, max_cols: int = 40) -> None:
+    """Show a DataFrame as a table (the first *max_rows* rows, at most *max_cols* columns)."""
     head = frame.head(max_rows)
     more = f" (first {max_rows} of {len(frame)} rows)" if len(frame) > max_rows else ""
     caption = f"<b>{html.escape(title)}</b>{html.escape(more)}" if title else html.escape(more)
-    show(out, f"<div>{caption}</div>{head.to_html(border=0)}",
-         f"{title}{more}\n{head.to_string()}")
+    show(out, f"<div>{caption}</div>{head.to_html(border=0, max_cols=max_cols)}",
+         f"{title}{more}\n{head.to_string(max_cols=max_cols)}")
 
 
 def describe_error(err: BaseException, secrets: Iterable[str | None] = ()) -> tuple[str, str]:

@@ -11,7 +11,7 @@ import ipywidgets as w
 import traitlets
 
 from ..errors import redact
-from ._common import show, show_error
+from ._common import show, show_error, show_frame
 
 log = logging.getLogger("azml_nb.widgets")
 
@@ -146,10 +146,7 @@ class BatchJobMonitor(w.VBox):
                 show_error(self.output, err, what="Reading the result", secrets=self._secrets())
                 return
             frame = self.result if not isinstance(self.result, dict) else next(iter(self.result.values()))
-            head = frame.head(self.preview_rows)
-            more = f" (first {len(head)} of {len(frame)} rows)"
-            show(self.output, f"<div><b>Result</b>{html.escape(more)}</div>{head.to_html(border=0)}",
-                 f"Result{more}\n{head.to_string()}")
+            show_frame(self.output, frame, title="Result", max_rows=self.preview_rows)
         else:
             details = redact(str(getattr(self.job, "details", None) or document.get("Details") or ""),
                              self._secrets())

@@ -32,6 +32,18 @@ def input_schema(swagger: Mapping[str, Any], input_name: str = "input1") -> dict
     return {str(k): dict(v) for k, v in (item.get("properties") or {}).items()}
 
 
+def input_example(swagger: Mapping[str, Any], input_name: str = "input1") -> dict[str, Any]:
+    """The first row of an input in the swagger.json example request ({} when none)."""
+    request = (swagger.get("definitions", {}) or {}).get("ExecutionRequest") or {}
+    inputs = (request.get("example") or {}).get("Inputs") or {}
+    rows = inputs.get(input_name)
+    if isinstance(rows, list) and rows and isinstance(rows[0], Mapping):
+        return dict(rows[0])                                   # swagger format: row records
+    if isinstance(rows, Mapping) and rows.get("Values"):     # classic format
+        return dict(zip(rows.get("ColumnNames", []), rows["Values"][0]))
+    return {}
+
+
 def _swagger_type(dtype: Any) -> dict[str, str]:
     if pd.api.types.is_bool_dtype(dtype):
         return {"type": "boolean"}
@@ -87,6 +99,9 @@ class ScoreForm(w.VBox):
     check_schema : bool
         Let the client compare the frame with swagger.json before sending (default). Off,
         a wrong column reaches the service and its 400 answer is shown.
+    example : bool
+        Start the fields with the swagger.json example request's first row (default), so
+        one click scores something; False starts them empty, as Studio's dialog does.
 
     Attributes
     ----------
@@ -100,20 +115,26 @@ class ScoreForm(w.VBox):
 
     def __init__(self, service: Any, *, data: pd.DataFrame | None = None, parameters: Any = None,
                  schema: Mapping[str, Mapping[str, Any]] | None = None, check_schema: bool = True,
-                 **kwargs: Any):
+                 example: bool = True, **kwargs: Any):
         super().__init__(**kwargs)
         self.check_schema = check_schema
         self.svc = service
         self.data = data
         self.parameters = parameters
-        if schema is None:
-            schema = ({str(c): _swagger_type(t) for c, t in data.dtypes.items()} if data is not None
-                      else input_schema(service.swagger()))
+        first: Mapping[str, Any] = {}
+        if data is not None:
+            first = data.iloc[0].to_dict() if len(data) else {}
+            if schema is None:
+                schema = {str(c): _swagger_type(t) for c, t in data.dtypes.items()}
+        elif schema is None:
+            swagger = service.swagger()
+            schema = input_schema(swagger)
+            first = input_example(swagger) if example else {}
         self.schema = {str(k): dict(v) for k, v in schema.items()}
-        first = data.iloc[0] if data is not None and len(data) else None
         self.fields: dict[str, w.Text] = {}
         for column, spec in self.schema.items():
-            value = "" if first is None or pd.isna(first[column]) else str(first[column])
+            value = first.get(column)
+            value = "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
             self.fields[column] = w.Text(value=value, description=column, style=_STYLE,
                                          placeholder=spec.get("type", "string"),
                                          layout=w.Layout(width="40em"))
