@@ -25,6 +25,7 @@ _NAMES = {
     "WebService": "service",
     "BatchJob": "service",
     "JobStatus": "service",
+    "ScoreResult": "service",
 }
 _SUBMODULES = {
     "apim", "cli", "datasets", "errors", "hashing", "local", "payload", "plots",

@@ -1,0 +1,179 @@
+"""Scoring 100,000 rows against the local host: azml_nb's client against two anchors, and BES against RRS.
+
+Run:  .venv/bin/python benchmarks/bench_scoring.py [--rows 100000] [--repeat 1]
+
+The offline stack (`azml-nb serve`: host + Azurite) runs in a child process, so the
+client measured here does not share its interpreter (or its GIL) with the server.
+
+Anchors (each produces the same typed DataFrame, checked against azml_nb's result):
+
+- seed: the seed walkthrough's pattern: all rows in one request built with ``json.dumps``
+  and sent with ``urllib.request``; the body has to be cut to fit the 4 MB request limit,
+  so the pieces (as large as fit) are sent one after another.
+- sequential: one batch at a time as the R ``AzureML`` package's ``consume()`` does
+  (``batchSize = 300``), each a fresh HTTP request.
+- azml_nb: ``WebService.score`` with its defaults (pooled session, 2,000-row batches
+  under the size limit, 4 concurrent requests).
+- BES: ``WebService.submit_batch`` + ``BatchJob.result``: upload CSV to Azurite, job, download.
+
+Peak client memory is the growth of this process's resident set during each run
+(sampled every 5 ms from /proc/self/status).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pandas as pd
+import requests
+
+from azml_nb.datasets import synthetic_reviews
+from azml_nb.service import DEFAULT_MAX_REQUEST_BYTES, WebService
+
+R_BATCH_SIZE = 300          # AzureML::consume(batchSize = 300)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class PeakMemory:
+    """Peak growth of the resident set while the block runs."""
+
+    def __enter__(self) -> "PeakMemory":
+        self.base = self.peak = rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, rss_bytes())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes())
+        self.growth = self.peak - self.base
+
+
+def _typed(result: dict) -> pd.DataFrame:
+    """An anchor's reading of a classic answer: Values -> DataFrame, cast by ColumnTypes."""
+    table = result["Results"]["output1"]["value"]
+    frame = pd.DataFrame(table["Values"], columns=table["ColumnNames"])
+    casts = {"Int32": "int32", "Int64": "int64", "Double": "float64"}
+    return frame.astype({c: casts[t] for c, t in zip(table["ColumnNames"], table["ColumnTypes"]) if t in casts})
+
+
+def seed_pattern(info: dict, df: pd.DataFrame) -> pd.DataFrame:
+    url = (f"{info['base_url']}/workspaces/{info['workspace']}/services/{info['service']}"
+           "/execute?api-version=2.0&details=true")
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer " + info["api_key"]}
+    values = df.astype(str).values.tolist()
+    # the whole frame in one body, as the seed builds it; then cut to fit the request limit
+    whole = len(json.dumps({"Inputs": {"input1": {"ColumnNames": list(df.columns), "Values": values}},
+                            "GlobalParameters": {}}))
+    pieces = max(1, -(-whole // int(DEFAULT_MAX_REQUEST_BYTES * 0.95)))
+    step = -(-len(values) // pieces)
+    frames = []
+    for start in range(0, len(values), step):
+        data = {"Inputs": {"input1": {"ColumnNames": list(df.columns), "Values": values[start:start + step]}},
+                "GlobalParameters": {}}
+        req = urllib.request.Request(url, str.encode(json.dumps(data)), headers)
+        with urllib.request.urlopen(req) as response:
+            frames.append(_typed(json.loads(response.read())))
+    return pd.concat(frames, ignore_index=True)
+
+
+def sequential_batches(info: dict, df: pd.DataFrame) -> pd.DataFrame:
+    url = (f"{info['base_url']}/workspaces/{info['workspace']}/services/{info['service']}"
+           "/execute?api-version=2.0&details=true")
+    headers = {"Authorization": "Bearer " + info["api_key"]}
+    frames = []
+    for start in range(0, len(df), R_BATCH_SIZE):
+        part = df.iloc[start:start + R_BATCH_SIZE]
+        body = {"Inputs": {"input1": {"ColumnNames": list(part.columns), "Values": part.astype(str).values.tolist()}},
+                "GlobalParameters": {}}
+        resp = requests.post(url, json=body, headers=headers, timeout=120)   # a fresh connection each time
+        resp.raise_for_status()
+        frames.append(_typed(resp.json()))
+    return pd.concat(frames, ignore_index=True)
+
+
+def start_stack() -> tuple[subprocess.Popen, dict]:
+    proc = subprocess.Popen([sys.executable, "-m", "azml_nb.cli", "serve"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("{"):
+        proc.terminate()
+        raise SystemExit(f"azml-nb serve did not start: {line!r}")
+    return proc, json.loads(line)
+
+
+def timed(fn, repeat: int):
+    best, out, mem = float("inf"), None, 0
+    for _ in range(repeat):
+        with PeakMemory() as peak:
+            t0 = time.perf_counter()
+            out = fn()
+            dt = time.perf_counter() - t0
+        best, mem = min(best, dt), max(mem, peak.growth)
+    return best, out, mem
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=1, help="best of N runs per variant")
+    args = parser.parse_args()
+
+    df = synthetic_reviews(args.rows, seed=0)[["Col2"]]
+    proc, info = start_stack()
+    try:
+        svc = WebService.from_info(info, gateway=False)
+        svc.schema()     # fetched once; not part of any timing
+        requests.post(svc.execute_url(), data=b"{}", timeout=10)   # wake the host
+        runs = {}
+        runs["seed pattern (one request, cut to 4 MB, sequential)"] = timed(lambda: seed_pattern(info, df), args.repeat)
+        runs[f"sequential {R_BATCH_SIZE}-row batches (R AzureML)"] = timed(lambda: sequential_batches(info, df), args.repeat)
+        runs["azml_nb score (defaults)"] = timed(lambda: svc.score(df, progress=False), args.repeat)
+        runs["azml_nb BES (upload, job, download)"] = timed(
+            lambda: svc.submit_batch(df, cleanup=True).result(progress=False), args.repeat)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    ours = runs["azml_nb score (defaults)"][1]
+    for name, (_, out, _) in runs.items():
+        same = np.array_equal(out.to_numpy(), ours.to_numpy()) and list(out.columns) == list(ours.columns)
+        if not same:
+            print(f"WARNING: {name} gave a different result", file=sys.stderr)
+    seed_t = runs["seed pattern (one request, cut to 4 MB, sequential)"][0]
+    seq_t = runs[f"sequential {R_BATCH_SIZE}-row batches (R AzureML)"][0]
+    print(f"scoring {args.rows:,} synthetic_reviews rows (Col2 -> feature hashing, bitsize 3) on "
+          f"{os.cpu_count()} CPUs, best of {args.repeat}; host in a child process")
+    print(f"{'variant':<54}{'seconds':>9}{'rows/s':>11}{'vs seed':>9}{'vs seq':>8}{'peak MB':>9}")
+    for name, (t, _, mem) in runs.items():
+        print(f"{name:<54}{t:>9.2f}{args.rows / t:>11,.0f}{seed_t / t:>8.2f}x{seq_t / t:>7.2f}x"
+              f"{mem / 2**20:>9.0f}")
+    ratio = seq_t / runs["azml_nb score (defaults)"][0]
+    print(f"target: azml_nb >= 3x the sequential-batch anchor -> {ratio:.2f}x "
+          f"({'met' if ratio >= 3 else 'NOT met'})")
+    bes_t = runs["azml_nb BES (upload, job, download)"][0]
+    print(f"BES / RRS time: {bes_t / runs['azml_nb score (defaults)'][0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
