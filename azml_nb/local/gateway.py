@@ -28,6 +28,7 @@ loads an API from an OpenAPI document (such as :func:`azml_nb.apim.openapi`'s).
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -42,6 +43,7 @@ from urllib.parse import unquote, unquote_plus, urlsplit
 
 from ..apim import API_DISPLAY_NAME, API_SUFFIX, OPERATIONS, SWAGGER_OPERATION, Operation
 from ..errors import LocalStackError
+from ._backend import BackendError, BackendPool
 from .policies import (ForwardRequest, Policies, PolicyError, Quota, RateLimit, SetHeader,
                        ensure_named_values, format_timespan, parse_policies)
 
@@ -97,7 +99,7 @@ _REPORT_BY = {"api": "api", "operation": "operation", "product": "product",
               "subscription": "subscription", "time": "timestamp"}
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization",
                b"te", b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"host",
-               b"content-length"}
+               b"content-length", b"expect"}
 _BACKEND_ONLY = _HOP_BY_HOP | {b"date", b"server"}   # the gateway's server sets its own
 _TEMPLATE_PARAM = re.compile(r"\{([^{}]+)\}")
 
@@ -657,17 +659,8 @@ class Gateway:
                 return
 
     @staticmethod
-    def _make_client():
-        import httpx
-
-        import socket
-
-        # TCP_NODELAY: headers and body leave as separate writes; without it Nagle's
-        # algorithm and delayed ACKs add ~40 ms to every backend call on loopback
-        transport = httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-        return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
+    def _make_client() -> BackendPool:
+        return BackendPool()
 
     async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
         started = time.perf_counter()
@@ -762,34 +755,26 @@ class Gateway:
         client = self._client or self._ensure_client()
         t0 = time.perf_counter()
         try:
-            request = client.build_request(scope["method"], url, headers=headers, content=body,
-                                           timeout=timeout)
-            response = await client.send(request, stream=True)
-            try:
-                payload = b"".join([chunk async for chunk in response.aiter_raw()])
-            finally:
-                await response.aclose()
-        except Exception as err:
-            import httpx
-
+            status, raw_headers, payload = await client.request(scope["method"], url, headers, body,
+                                                                timeout=timeout)
+        except (BackendError, asyncio.TimeoutError) as err:
             ctx.service_ms = (time.perf_counter() - t0) * 1000
             ctx.outcome = "failed"
-            if isinstance(err, httpx.TimeoutException):
+            if isinstance(err, asyncio.TimeoutError):
                 log.warning("gateway %s: backend %s timed out after %ss", self.name, api.api_id, timeout)
                 return _own_answer(504, "Backend service did not respond in time.")
-            log.warning("gateway %s: backend %s unreachable: %s", self.name, api.api_id,
-                        type(err).__name__)
+            log.warning("gateway %s: backend %s: %s", self.name, api.api_id, err)
             return _own_answer(502, "Bad gateway: the backend service closed the connection or "
                                "could not be reached.")
         ctx.service_ms = (time.perf_counter() - t0) * 1000
 
-        out = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw
+        out = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers
                if k.lower() not in _BACKEND_ONLY]
         for stmt in sections["outbound"]:
             if isinstance(stmt, SetHeader):
                 out = stmt.apply(out, self._named_lookup)
         payload, out = self._scrub(payload, out)
-        return response.status_code, [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out], payload
+        return status, [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out], payload
 
     def _ensure_client(self):
         # served without lifespan events (e.g. by another ASGI server): make the client lazily
