@@ -85,9 +85,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from .local import start
 
+    from .errors import LocalStackError
+
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every blob request at INFO
-    stack = start(storage=not args.no_storage, host=args.host, port=args.port,
-                  azurite_port=args.azurite_port, max_concurrent_calls=args.max_concurrent_calls)
+    try:
+        stack = start(storage=not args.no_storage, host=args.host, port=args.port,
+                      azurite_port=args.azurite_port, max_concurrent_calls=args.max_concurrent_calls)
+    except LocalStackError as err:
+        hint = "" if args.no_storage else " (or run `azml-nb serve --no-storage` for RRS without blob storage)"
+        raise LocalStackError(f"{err}{hint}") from err
     stopped = threading.Event()
 
     def _on_term(signum, frame):  # SIGTERM (e.g. from binder/start) stops as cleanly as Ctrl-C

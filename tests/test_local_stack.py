@@ -61,7 +61,8 @@ def test_start_without_storage_runs_rrs_only():
         assert _docs_example(info)["Results"]["output1"]["type"] == "table"
 
 
-def test_serve_prints_json_first_and_stops_on_ctrl_c(requires_node):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_serve_prints_json_first_and_stops_on_ctrl_c(requires_node, sig):
     proc = subprocess.Popen([sys.executable, "-m", "azml_nb.cli", "serve"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:
@@ -74,7 +75,7 @@ def test_serve_prints_json_first_and_stops_on_ctrl_c(requires_node):
             assert human[-1] and len(human) < 10, human
         assert any(info["service"] in line for line in human)
         assert _docs_example(info)["Results"]["output1"]["value"]["ColumnTypes"][1] == "Int32"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         assert proc.wait(timeout=30) == 0
         err = proc.stderr.read()
         assert "stopped" in err and "Traceback" not in err
@@ -104,3 +105,12 @@ def test_job_repr_holds_no_storage_key(local_stack):
     job = Job("id", ("ws", "svc"), {"input1": loc}, {"output1": loc}, {},
               results={"output1": {"ConnectionString": local_stack.storage_connection_string}})
     assert local_stack.azurite.account_key not in repr(job)
+
+
+def test_serve_without_node_says_how_to_fix(tmp_path):
+    env = dict(os.environ, PATH=str(tmp_path), AZML_NB_NODE_MODULES=str(tmp_path))  # no `node` on PATH
+    proc = subprocess.run([sys.executable, "-m", "azml_nb.cli", "serve"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert "Node.js" in proc.stderr and "make setup" in proc.stderr and "--no-storage" in proc.stderr
