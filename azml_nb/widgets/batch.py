@@ -8,6 +8,7 @@ import time
 from typing import Any, Mapping
 
 import ipywidgets as w
+import pandas as pd
 import traitlets
 
 from ..errors import redact
@@ -110,9 +111,9 @@ class BatchJobMonitor(w.VBox):
     def refresh(self) -> str:
         """Fetch the job's status once and update the view; returns the status name."""
         with self._lock:
-            self.elapsed_label.value = f"elapsed: {time.monotonic() - self.started:.0f} s"
             if self.done:
                 return self.status
+            self.elapsed_label.value = f"elapsed: {time.monotonic() - self.started:.0f} s"
             try:
                 document = self.job.refresh()
             except Exception as err:  # shown and logged; polling stops
@@ -126,11 +127,23 @@ class BatchJobMonitor(w.VBox):
             stage, style = _STAGES.get(name, (0, "info"))
             self.progress.value, self.progress.bar_style = stage, style
             self.status_label.value = f"status: <b>{html.escape(name)}</b>"
+            self._elapsed(document)
             if name in ("Finished", "Failed", "Cancelled"):
                 self.cancel_button.disabled = True
                 self._finish(name, document)
             self.status = name
             return name
+
+    def _elapsed(self, document: Mapping[str, Any]) -> None:
+        """Elapsed time from the job's own CreatedAt/EndTime when the service reports them."""
+        created = pd.to_datetime(document.get("CreatedAt"), utc=True, errors="coerce")
+        if pd.isna(created):
+            return
+        end = pd.to_datetime(document.get("EndTime"), utc=True, errors="coerce")
+        if pd.isna(end):
+            end = pd.Timestamp.now(tz="UTC")
+        seconds = max(0.0, (end - created).total_seconds())
+        self.elapsed_label.value = f"elapsed: {seconds:.1f} s (since {created:%H:%M:%S} UTC)"
 
     def _finish(self, name: str, document: Mapping[str, Any]) -> None:
         locations = output_locations(document)
