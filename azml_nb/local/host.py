@@ -26,6 +26,7 @@ URLs, below the host's base URL (``http://127.0.0.1:PORT``)::
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hmac
 import html
 import logging
@@ -54,6 +55,20 @@ __all__ = ["WebServiceHost", "PublishedService", "FaultInjection", "FAULT_KINDS"
 
 FAULT_KINDS = ("throttle", "timeout", "drop")
 API_VERSION = "2.0"
+
+# True inside a request whose connection the host drops on purpose (fault injection); the
+# ASGI call runs in uvicorn's request task, so uvicorn's complaint about the unfinished
+# answer is logged in the same context and can be told apart from a real one.
+_dropping: contextvars.ContextVar[bool] = contextvars.ContextVar("azml_nb_dropping", default=False)
+
+
+class _QuietDrops(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _dropping.get()
+
+
+if not any(isinstance(f, _QuietDrops) for f in logging.getLogger("uvicorn.error").filters):
+    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
 
 
 @dataclass
@@ -707,6 +722,7 @@ class _Responder:
     async def drop(self) -> None:
         """Start a 200 answer and never finish it: the server closes the connection."""
         self.started = True
+        _dropping.set(True)
         await self._send({"type": "http.response.start", "status": 200,
                           "headers": [(b"content-length", b"4096"), (b"content-type", b"application/json")]})
         await self._send({"type": "http.response.body", "body": b'{"Results": ', "more_body": True})
