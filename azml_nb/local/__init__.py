@@ -25,6 +25,9 @@ _NAMES = {
     "FeatureHashing": "experiments",
     "PythonScript": "experiments",
     "simple_feature_hashing_experiment": "experiments",
+    "Gateway": "gateway",
+    "demo_gateway": "gateway",
+    "PolicyError": "policies",
 }
 
 __all__ = sorted(_NAMES)
