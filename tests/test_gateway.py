@@ -279,7 +279,8 @@ def test_forwarded_request_has_backend_key_and_no_subscription_key():
     async def recorder(scope, receive, send):
         if scope["type"] != "http":
             return
-        seen.append((scope["path"], scope["query_string"].decode(), dict(scope["headers"])))
+        seen.append((scope["path"], scope["query_string"].decode(), dict(scope["headers"]),
+                     scope.get("raw_path")))
         body = json.dumps({"echo": dict((k.decode(), v.decode()) for k, v in scope["headers"])}).encode()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"),
@@ -293,8 +294,11 @@ def test_forwarded_request_has_backend_key_and_no_subscription_key():
             url = gw.api_url() + "/workspaces/w/services/s/jobs/j?api-version=2.0&x=1"
             r1 = requests.get(url + f"&subscription-key={key}", timeout=30)
             r2 = requests.get(url, headers={"Ocp-Apim-Subscription-Key": key}, timeout=30)
-    assert r1.status_code == r2.status_code == 200
-    for path, query, headers in seen:
+            r3 = requests.get(gw.api_url() + "/workspaces/w%20x/services/s/swagger.json",
+                              headers={"Ocp-Apim-Subscription-Key": key}, timeout=30)
+    assert r1.status_code == r2.status_code == r3.status_code == 200
+    assert seen.pop()[3] == b"/workspaces/w%20x/services/s/swagger.json"   # forwarded as the client encoded it
+    for path, query, headers, _raw in seen:
         assert path == "/workspaces/w/services/s/jobs/j"
         assert query == "api-version=2.0&x=1"           # subscription-key stripped, the rest kept
         assert headers[b"authorization"] == b"Bearer backend-secret-123"

@@ -751,6 +751,10 @@ class Gateway:
         # forward: the operation path below the suffix, the query without subscription-key
         forward_query = "&".join(p for p in pairs
                                  if unquote_plus(p.partition("=")[0]) != SUBSCRIPTION_QUERY)
+        raw_path = scope.get("raw_path")                 # forward the path as the client encoded it
+        prefix = f"/{api.url_suffix}" if api.url_suffix else ""
+        if raw_path and raw_path.decode("latin-1").startswith(prefix):
+            rest = raw_path.decode("latin-1")[len(prefix):] or "/"
         url = api.service_url + rest + ("?" + forward_query if forward_query else "")
         client = self._client or self._ensure_client()
         t0 = time.perf_counter()
