@@ -168,10 +168,16 @@ class ScoreResult:
         return sorted(i for err in self.failures for i in (err.rows or ()))
 
     @property
-    def failed_input(self) -> pd.DataFrame:
-        """The input rows whose batch failed, with their original index (ready to score again)."""
-        frame = self.input if isinstance(self.input, pd.DataFrame) else self.input[self.split_input]
-        return frame.iloc[self.failed_rows]
+    def failed_input(self) -> Any:
+        """The input rows whose batch failed, with their original index (ready to score again).
+
+        With several inputs, a dict: the batched input's failed rows, the others whole.
+        """
+        if isinstance(self.input, pd.DataFrame):
+            return self.input.iloc[self.failed_rows]
+        if self.split_input is None:   # several inputs sent whole: all of them failed, or none
+            return self.input if self.failures else {k: v.iloc[:0] for k, v in self.input.items()}
+        return {k: (v.iloc[self.failed_rows] if k == self.split_input else v) for k, v in self.input.items()}
 
     def raise_for_failures(self) -> None:
         """Raise the first failure, if any."""

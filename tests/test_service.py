@@ -395,3 +395,23 @@ def test_job_status_accepts_numbers_and_names():
     assert az.JobStatus.parse("Canceled") is az.JobStatus.Cancelled
     with pytest.raises(errors.PayloadError, match="StatusCode 7"):
         az.JobStatus.parse(7)
+
+
+def test_collect_with_several_inputs_gives_back_what_to_retry():
+    def fail_second(method, url, body, headers, n):
+        if url.endswith("swagger.json"):
+            return response(404, {})
+        frames = from_payload(loads(body))
+        if (frames["input1"]["Col1"] == 5).any():
+            return response(503, {"error": {"code": "ServiceUnavailable", "message": "busy"}})
+        return response(200, to_response(frames["input1"][["Col1"]]))
+
+    svc, _ = svc_with(fail_second, batch_size=4, max_workers=1,
+                      retry=RetryPolicy(retries=1, backoff=0.001, deadline=5))
+    side = pd.DataFrame({"v": [1]})
+    res = svc.score({"input1": frame(12), "side": side}, batch_input="input1", errors="collect",
+                    progress=False)
+    assert isinstance(res.failures[0], errors.ThrottledError) and res.failed_rows == [4, 5, 6, 7]
+    again = res.failed_input
+    assert again["input1"]["Col1"].tolist() == [4, 5, 6, 7] and again["side"] is side
+    assert res.output["Col1"].tolist() == [0, 1, 2, 3, 8, 9, 10, 11]
