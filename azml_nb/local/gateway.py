@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
-from urllib.parse import unquote, unquote_plus, urlsplit
+from urllib.parse import quote, unquote_plus, urlsplit
 
 from ..apim import API_DISPLAY_NAME, API_SUFFIX, OPERATIONS, SWAGGER_OPERATION, Operation
 from ..errors import LocalStackError
@@ -755,6 +755,8 @@ class Gateway:
         prefix = f"/{api.url_suffix}" if api.url_suffix else ""
         if raw_path and raw_path.decode("latin-1").startswith(prefix):
             rest = raw_path.decode("latin-1")[len(prefix):] or "/"
+        else:
+            rest = quote(rest, safe="/:@!$&'()*+,;=-._~%")
         url = api.service_url + rest + ("?" + forward_query if forward_query else "")
         client = self._client or self._ensure_client()
         t0 = time.perf_counter()
