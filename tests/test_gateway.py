@@ -421,3 +421,37 @@ def test_configuration_errors_name_the_problem():
         gw.subscribe("gold")
     with pytest.raises(ValueError, match="no such operation"):
         api.set_policy("<policies />", operation="nope")
+
+
+def test_chunked_and_empty_backend_answers_pass_through_intact():
+    """The gateway's own HTTP/1.1 client: chunked bodies, 204 without a body, keep-alive reuse."""
+    from azml_nb.local._server import serve
+
+    big = b"".join(b"%05d," % i for i in range(40_000))              # 240 kB in many chunks
+
+    async def backend(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        if scope["method"] == "DELETE":
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send({"type": "http.response.start", "status": 200,        # no length: chunked
+                    "headers": [(b"content-type", b"text/plain"), (b"x-backend", b"yes")]})
+        for i in range(0, len(big), 7_000):
+            await send({"type": "http.response.body", "body": big[i:i + 7_000], "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    with serve(backend, lifespan="off") as server:
+        gw = demo_gateway(server.url, "k")
+        with gw.start():
+            base = gw.api_url() + "/workspaces/w/services/s/jobs/j?api-version=2.0"
+            session = requests.Session()
+            for _ in range(3):                                           # the same pooled connection
+                got = session.get(base, headers=_key(gw), timeout=30)
+                assert got.status_code == 200 and got.content == big
+                assert got.headers["x-backend"] == "yes" and "transfer-encoding" not in got.headers
+                assert got.headers["content-length"] == str(len(big))
+                gone = session.delete(base, headers=_key(gw), timeout=30)
+                assert gone.status_code == 204 and gone.content == b""
+    assert gw.usage.frame()["response_bytes"].tolist() == [len(big), 0] * 3

@@ -678,7 +678,8 @@ class Gateway:
             log.exception("gateway %s: internal error", self.name)
             status, headers, payload = _own_answer(500, "Internal server error")
             ctx.outcome = "failed"
-        headers.append((b"content-length", str(len(payload)).encode()))
+        if status not in (204, 304):
+            headers.append((b"content-length", str(len(payload)).encode()))
         # recorded before the answer leaves, so that a client that got it finds its record
         api_ms = (time.perf_counter() - started) * 1000
         self.usage._add((datetime.now(timezone.utc), ctx.api, ctx.operation, ctx.product,
