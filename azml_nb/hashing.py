@@ -150,9 +150,15 @@ def _counts(hashes: np.ndarray, lengths: np.ndarray, bitsize: int,
     return matrix
 
 
-def _check_dense_bound(n_rows: int, n_cols: int, max_bytes: int | None) -> None:
+def _check_dense_bound(n_rows: int, n_cols: int, max_bytes: int | None, *,
+                       named: bool = True) -> None:
+    """Refuse a dense result whose estimated size exceeds the bound.
+
+    The estimate is 4 bytes per count plus, for a DataFrame (``named``), 128 bytes per
+    column for its name and bookkeeping.
+    """
     bound = MAX_DENSE_BYTES if max_bytes is None else max_bytes
-    need = n_rows * n_cols * np.dtype(COUNT_DTYPE).itemsize
+    need = n_rows * n_cols * np.dtype(COUNT_DTYPE).itemsize + (n_cols * 128 if named else 0)
     if need > bound:
         raise MemoryError(
             f"a dense result of {n_rows} rows x {n_cols} columns would take "
@@ -219,7 +225,7 @@ def hash_texts(texts: Iterable[Any], bitsize: int = 10, ngrams: int = 2, *,
     bitsize, ngrams = _check_params(bitsize, ngrams)
     values = _clean_texts(texts, stringify=stringify, name=name)
     if not sparse:
-        _check_dense_bound(len(values), 1 << bitsize, max_dense_bytes)
+        _check_dense_bound(len(values), 1 << bitsize, max_dense_bytes, named=False)
     hashes, lengths = _tokenize(values)
     matrix = _counts(hashes, lengths, bitsize, ngrams)
     return matrix if sparse else matrix.toarray()

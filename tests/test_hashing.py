@@ -171,6 +171,14 @@ def test_sparse_equals_dense_and_dense_bound():
         result.to_frame(max_dense_bytes=1000)
 
 
+def test_dense_bound_counts_column_overhead():
+    df = pd.DataFrame({"Col2": pd.Series([], dtype=object)})
+    with pytest.raises(MemoryError, match="sparse=True"):
+        az.feature_hashing(df, "Col2", bitsize=24)     # no rows, but 16 million columns
+    result = az.feature_hashing(df, "Col2", bitsize=24, sparse=True)
+    assert result.matrix.shape == (0, 2**24) and len(result.columns) == 2**24
+
+
 def test_empty_frame():
     df = pd.DataFrame({"Col2": pd.Series([], dtype=object)})
     out = az.feature_hashing(df, "Col2", bitsize=2)
