@@ -256,7 +256,7 @@ class WebService:
                  gateway_url: str | None = None, subscription_key: str | None = None,
                  session: requests.Session | None = None,
                  timeout: float | tuple[float, float] = (10.0, 120.0),
-                 retry: RetryPolicy | None = None, max_workers: int = 4, batch_size: int = 2000,
+                 retry: RetryPolicy | None = None, max_workers: int = 4, batch_size: int = 1000,
                  max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
                  storage: Any = None):
         if not workspace or not service:

@@ -12,7 +12,7 @@ Anchors (each produces the same typed DataFrame, checked against azml_nb's resul
   so the pieces (as large as fit) are sent one after another.
 - sequential: one batch at a time as the R ``AzureML`` package's ``consume()`` does
   (``batchSize = 300``), each a fresh HTTP request.
-- azml_nb: ``WebService.score`` with its defaults (pooled session, 2,000-row batches
+- azml_nb: ``WebService.score`` with its defaults (pooled session, 1,000-row batches
   under the size limit, 4 concurrent requests).
 - BES: ``WebService.submit_batch`` + ``BatchJob.result``: upload CSV to Azurite, job, download.
 
