@@ -21,6 +21,7 @@ multiply-adds, and counts come from :func:`numpy.bincount` (dense) or a CSR matr
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from dataclasses import dataclass
@@ -84,7 +85,7 @@ def token_hash(token: str) -> int:
     bytes with seed 0, as an unsigned integer.
 
     >>> token_hash("2019"), token_hash("good")
-    (2019, 3226012373)
+    (2019, 115441729)
     """
     if token.isascii() and token.isdigit():
         # 10**32 is a multiple of 2**32, so only the last 32 digits matter modulo 2**32;
@@ -220,7 +221,7 @@ def hash_texts(texts: Iterable[Any], bitsize: int = 10, ngrams: int = 2, *,
     Examples
     --------
     >>> hash_texts(["a b", None, "b"], bitsize=2, ngrams=1).tolist()
-    [[0, 0, 1, 1], [0, 0, 0, 0], [0, 0, 1, 0]]
+    [[0, 0, 1, 1], [0, 0, 0, 0], [0, 0, 0, 1]]
     """
     bitsize, ngrams = _check_params(bitsize, ngrams)
     values = _clean_texts(texts, stringify=stringify, name=name)
@@ -282,17 +283,29 @@ def feature_names(column: Any, bitsize: int, taken: Iterable[Any] = ()) -> list[
     >>> feature_names("Col2", 1, taken=["Col2_HashingFeature.1"])
     ['Col2_HashingFeature.0', 'Col2_HashingFeature.1_2']
     """
-    used = set(taken)
-    names = []
-    for i in range(1 << bitsize):
-        name = f"{column}_HashingFeature.{i}"
-        if name in used:
+    names = [f"{column}_HashingFeature.{i}" for i in range(1 << bitsize)]
+    taken = set(taken)
+    if taken.isdisjoint(names):
+        return names
+    used = taken | set(names)
+    for i, name in enumerate(names):
+        if name in taken:
             k = 2
             while f"{name}_{k}" in used:
                 k += 1
-            name = f"{name}_{k}"
-        used.add(name)
-        names.append(name)
+            names[i] = f"{name}_{k}"
+            used.add(names[i])
+    return names
+
+
+def _all_feature_names(existing: Iterable[Any], selected: Sequence[Any],
+                       bitsize: int) -> list[str]:
+    taken = list(existing)
+    names: list[str] = []
+    for column in selected:
+        block = feature_names(column, bitsize, taken)
+        taken += block
+        names += block
     return names
 
 
@@ -306,14 +319,23 @@ class SparseFeatures:
         The input frame, unchanged (same columns, rows and index).
     matrix : scipy.sparse.csr_matrix
         int32 counts, one row per row of ``frame``, one column per name in ``columns``.
+    sources : tuple
+        The hashed text columns, in order.
+    bitsize : int
     columns : list of str
-        The hashed column names, in order (``{col}_HashingFeature.{i}`` for each selected
-        column in turn).
+        The hashed column names, in order (``{col}_HashingFeature.{i}`` for each source
+        column in turn), as :func:`feature_names` picks them.
     """
 
     frame: pd.DataFrame
     matrix: sp.csr_matrix
-    columns: list
+    sources: tuple
+    bitsize: int
+
+    @functools.cached_property
+    def columns(self) -> list[str]:
+        """The hashed column names, in order (computed on first use: 2**bitsize each)."""
+        return _all_feature_names(self.frame.columns, self.sources, self.bitsize)
 
     def to_frame(self, *, max_dense_bytes: int | None = None) -> pd.DataFrame:
         """The dense DataFrame ``feature_hashing(..., sparse=False)`` would have returned."""
@@ -321,7 +343,7 @@ class SparseFeatures:
         return _append(self.frame, self.matrix.toarray(), self.columns)
 
     def __repr__(self) -> str:
-        return (f"SparseFeatures({len(self.frame)} rows, {len(self.columns)} hashed columns, "
+        return (f"SparseFeatures({len(self.frame)} rows, {self.matrix.shape[1]} hashed columns, "
                 f"{self.matrix.nnz} non-zeros)")
 
 
@@ -389,18 +411,11 @@ def feature_hashing(df: pd.DataFrame, columns: Any, bitsize: int = 10, ngrams: i
     n_cols = len(selected) << bitsize
     if not sparse:
         _check_dense_bound(len(df), n_cols, max_dense_bytes)
-    taken: list = list(df.columns)
-    names: list[str] = []
-    blocks = []
-    for column in selected:
-        column_names = feature_names(column, bitsize, taken)
-        taken += column_names
-        names += column_names
-        blocks.append(hash_texts(df[column], bitsize, ngrams, sparse=sparse,
-                                 stringify=stringify, max_dense_bytes=max_dense_bytes,
-                                 name=column))
+    blocks = [hash_texts(df[column], bitsize, ngrams, sparse=sparse, stringify=stringify,
+                         max_dense_bytes=max_dense_bytes, name=column)
+              for column in selected]
     if sparse:
         matrix = blocks[0] if len(blocks) == 1 else sp.hstack(blocks, format="csr")
-        return SparseFeatures(df, matrix, names)
+        return SparseFeatures(df, matrix, tuple(selected), bitsize)
     counts = blocks[0] if len(blocks) == 1 else np.hstack(blocks)
-    return _append(df, counts, names)
+    return _append(df, counts, _all_feature_names(df.columns, selected, bitsize))
