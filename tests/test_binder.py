@@ -131,9 +131,9 @@ import pandas as pd
 import azml_nb as az
 env = {k: v for k, v in os.environ.items() if k.startswith("AZML_")}
 svc = az.WebService.from_env()
-out = svc.score(pd.DataFrame({"Col2": ["This is a good day"]}))
+out = svc.score(pd.DataFrame({"Col2": ["This is a good day"]}), progress=False)
 print(json.dumps({"env": sorted(env), "args": sys.argv[1:],
-                  "row": [int(v) for v in out.iloc[0].tolist()]}))
+                  "row": [int(v) for v in out.filter(like="_HashingFeature.").iloc[0]]}))
 """
 
 
