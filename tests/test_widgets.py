@@ -358,7 +358,7 @@ def test_tryit_rrs_execute_through_the_gateway(gateway_info):
                            f"{gateway_info['service']}/execute?api-version=2.0&details=true")
     assert last["request_headers"] == {"Content-Type": "application/json", "Ocp-Apim-Subscription-Key": "***"}
     assert "application/json" in last["headers"]["content-type"]
-    assert '"1",\n            "1",\n            "2",\n            "2",\n            "0"' in last["body"]
+    assert '["This is a good day", "1", "1", "2", "2", "0", "2", "0", "1"]' in last["body"]
     text = output_text(tryit.output)
     for part in ("Requested URL", "Response status\n200 OK", "Response headers", "Response content"):
         assert part in text

@@ -17,6 +17,7 @@ import logging
 from typing import Any, Iterable
 
 import ipywidgets as w
+import pandas as pd
 
 from ..errors import ServiceError, redact
 
@@ -25,6 +26,9 @@ log = logging.getLogger("azml_nb.widgets")
 __all__ = ["SecretField", "show", "show_error", "show_frame", "output_text"]
 
 _SET_PLACEHOLDER = "\u2022" * 8 + " (set; type to replace)"
+#: label width and field width shared by the forms, so their fields line up
+LABEL_WIDTH = "13em"
+FIELD_WIDTH = "38em"
 
 
 class SecretField:
@@ -51,13 +55,13 @@ class SecretField:
     ('', 's3cret', True)
     """
 
-    def __init__(self, description: str, placeholder: str = "", value: str | None = None,
-                 **layout: Any):
+    def __init__(self, description: str, placeholder: str = "", value: str | None = None, *,
+                 label_width: str = LABEL_WIDTH, **layout: Any):
         self._placeholder = placeholder
         self._value = ""
         self.widget = w.Password(description=description, placeholder=placeholder,
-                                 continuous_update=False, style={"description_width": "initial"},
-                                 layout=w.Layout(**layout) if layout else w.Layout(width="32em"))
+                                 continuous_update=False, style={"description_width": label_width},
+                                 layout=w.Layout(**{"width": FIELD_WIDTH, **layout}))
         self._callbacks: list = []
         self.widget.observe(self._take, names="value")
         if value:
@@ -115,12 +119,14 @@ def show(out: w.Output, html_text: str, plain: str) -> None:
 
 
 def show_frame(out: w.Output, frame, *, title: str = "", max_rows: int = 20, max_cols: int = 40) -> None:
-    """Show a DataFrame as a table (the first *max_rows* rows, at most *max_cols* columns)."""
+    """Show a DataFrame as a table (the first *max_rows* rows, at most *max_cols* columns,
+    long texts cut to 60 characters)."""
     head = frame.head(max_rows)
+    with pd.option_context("display.max_colwidth", 60):
+        table, text_ = head.to_html(border=0, max_cols=max_cols), head.to_string(max_cols=max_cols)
     more = f" (first {max_rows} of {len(frame)} rows)" if len(frame) > max_rows else ""
     caption = f"<b>{html.escape(title)}</b>{html.escape(more)}" if title else html.escape(more)
-    show(out, f"<div>{caption}</div>{head.to_html(border=0, max_cols=max_cols)}",
-         f"{title}{more}\n{head.to_string(max_cols=max_cols)}")
+    show(out, f"<div>{caption}</div>{table}", f"{title}{more}\n{text_}")
 
 
 def describe_error(err: BaseException, secrets: Iterable[str | None] = ()) -> tuple[str, str]:
@@ -164,5 +170,4 @@ def set_message(message: w.HTML, text: str, *, level: str = "error") -> None:
 
 def text(description: str, value: str = "", placeholder: str = "", **layout: Any) -> w.Text:
     return w.Text(value=value, description=description, placeholder=placeholder,
-                  style={"description_width": "initial"},
-                  layout=w.Layout(**layout) if layout else w.Layout(width="32em"))
+                  style={"description_width": LABEL_WIDTH}, layout=w.Layout(**{"width": FIELD_WIDTH, **layout}))

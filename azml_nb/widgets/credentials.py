@@ -12,7 +12,7 @@ import ipywidgets as w
 import traitlets
 
 from ..errors import ConfigurationError
-from ._common import SecretField, field_row, set_message, show, show_error, text
+from ._common import FIELD_WIDTH, LABEL_WIDTH, SecretField, field_row, set_message, show, show_error, text
 
 log = logging.getLogger("azml_nb.widgets")
 
@@ -115,16 +115,19 @@ class CredentialsForm(w.VBox):
             description="Endpoint",
             options=[(f"{label} ({name})", name) for name, label in REGIONS.items()]
             + [("Custom base URL", CUSTOM)],
-            value="ussouthcentral", style={"description_width": "initial"})
+            value="ussouthcentral", style={"description_width": LABEL_WIDTH},
+            layout=w.Layout(width=FIELD_WIDTH))
         self.base_url = text("Base URL", placeholder="http://127.0.0.1:PORT")
-        self.via_gateway = w.Checkbox(description="through API Management", indent=False)
+        self.via_gateway = w.Checkbox(description="through API Management", indent=False,
+                                      layout=w.Layout(margin=f"2px 0 2px {LABEL_WIDTH}"))
         self.gateway_url = text("Gateway URL", placeholder="https://NAME.azure-api.net/azureml-demo")
         self.subscription_key = SecretField("Subscription key", "Ocp-Apim-Subscription-Key (masked)")
         self.storage_connection_string = SecretField(
-            "Storage connection string", "for batch jobs (masked)", width="40em")
+            "Storage connection string", "for batch jobs (masked)")
         self.storage_container = text("Container", placeholder="container name (for batch jobs)")
         self.test_button = w.Button(description="Test connection", icon="plug",
-                                    tooltip="fetch the service's swagger.json")
+                                    tooltip="fetch the service's swagger.json and score its example",
+                                    layout=w.Layout(margin=f"6px 0 2px {LABEL_WIDTH}", width="auto"))
         self.output = w.Output()
 
         self._messages = {name: w.HTML() for name in (

@@ -12,7 +12,8 @@ log = logging.getLogger("azml_nb.widgets")
 
 __all__ = ["ParametersForm", "global_parameters_schema"]
 
-_STYLE = {"description_width": "initial"}
+_STYLE = {"description_width": "16em"}
+_WIDTH = "32em"
 
 
 def global_parameters_schema(swagger: Mapping[str, Any]) -> dict[str, dict]:
@@ -55,7 +56,8 @@ def _parameter_widget(name: str, spec: Mapping[str, Any]) -> w.ValueWidget:
     """A field for one GlobalParameter; without a default it starts empty (= not sent)."""
     kind = spec.get("type", "string")
     default = spec.get("default")
-    common = {"description": name, "style": _STYLE, "tooltip": spec.get("description", name)}
+    common = {"description": name, "style": _STYLE, "tooltip": spec.get("description", name),
+              "layout": w.Layout(width=_WIDTH)}
     if spec.get("enum"):
         options = [("(service default)", None)] * (default is None) + [(str(v), v) for v in spec["enum"]]
         return w.Dropdown(options=options, value=default if default in spec["enum"] else options[0][1],
@@ -111,16 +113,19 @@ class ParametersForm(w.VBox):
             swagger = service.swagger()
         self.schema = global_parameters_schema(swagger or {})
         self.api_version = w.Text(value="2.0", description="api-version", style=_STYLE,
-                                  layout=w.Layout(width="16em"))
+                                  layout=w.Layout(width="24em"))
         self.details = w.Checkbox(value=True, description="details (column types in the answer)",
-                                  indent=False)
+                                  indent=False, layout=w.Layout(margin="2px 0 2px 16em"))
         self.format = w.Dropdown(options=[("classic (ColumnNames/Values)", "classic"),
                                           ("swagger (row records)", "swagger")],
-                                 value="classic", description="format", style=_STYLE)
+                                 value="classic", description="format", style=_STYLE,
+                                 layout=w.Layout(width=_WIDTH))
         self.batch_size = w.BoundedIntText(value=batch_size, min=1, max=1_000_000,
-                                           description="batch size (rows per request)", style=_STYLE)
+                                           description="batch size (rows per request)", style=_STYLE,
+                                           layout=w.Layout(width="24em"))
         self.concurrency = w.IntSlider(value=concurrency, min=1, max=32,
-                                       description="concurrency (parallel requests)", style=_STYLE)
+                                       description="concurrency (parallel requests)", style=_STYLE,
+                                       layout=w.Layout(width=_WIDTH))
         self.global_parameters = {name: _parameter_widget(name, spec) for name, spec in self.schema.items()}
         self.message = w.HTML()
         for field in (self.api_version, *self.global_parameters.values()):

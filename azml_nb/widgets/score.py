@@ -15,8 +15,6 @@ log = logging.getLogger("azml_nb.widgets")
 
 __all__ = ["ScoreForm", "service_secrets"]
 
-_STYLE = {"description_width": "initial"}
-
 
 def service_secrets(service: Any) -> list[str]:
     """The keys a client object holds (to mask them in anything a form shows)."""
@@ -132,10 +130,11 @@ class ScoreForm(w.VBox):
             first = input_example(swagger) if example else {}
         self.schema = {str(k): dict(v) for k, v in schema.items()}
         self.fields: dict[str, w.Text] = {}
+        label = f"{min(24, 1 + 0.6 * max((len(c) for c in self.schema), default=4)):.0f}em"
         for column, spec in self.schema.items():
             value = first.get(column)
             value = "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
-            self.fields[column] = w.Text(value=value, description=column, style=_STYLE,
+            self.fields[column] = w.Text(value=value, description=column, style={"description_width": label},
                                          placeholder=spec.get("type", "string"),
                                          layout=w.Layout(width="40em"))
         self.all_rows = w.Checkbox(value=data is not None and len(data) > 1, indent=False,

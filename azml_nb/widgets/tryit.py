@@ -18,9 +18,11 @@ from ._common import SecretField, set_message, show, show_error
 
 log = logging.getLogger("azml_nb.widgets")
 
-__all__ = ["TryIt", "mask"]
+__all__ = ["TryIt", "mask", "pretty_json"]
 
-_STYLE = {"description_width": "initial"}
+_LABEL = "16em"
+_STYLE = {"description_width": _LABEL}
+_WIDTH = "44em"
 _PARAM = re.compile(r"\{(\w+)\}")
 #: body placeholder replaced by the storage connection string (a secret) when sending
 STORAGE_PLACEHOLDER = "{{storage-connection-string}}"
@@ -43,6 +45,28 @@ _PATTERNS = [
     (re.compile(r'(?i)("SasBlobToken"\s*:\s*")[^"]*(")'), r"\1***\2"),
     (re.compile(r"(?i)\b(Bearer)\s+[^\s\"']+"), r"\1 ***"),
 ]
+
+
+def pretty_json(obj: Any, level: int = 0) -> str:
+    """JSON indented by structure, with lists of plain values (a row of Values) on one line.
+
+    >>> print(pretty_json({"Values": [["a", "1"], ["b", "2"]], "n": 1}))
+    {
+      "Values": [
+        ["a", "1"],
+        ["b", "2"]
+      ],
+      "n": 1
+    }
+    """
+    pad, inner = "  " * level, "  " * (level + 1)
+    if isinstance(obj, dict) and obj:
+        items = (f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {pretty_json(v, level + 1)}"
+                 for k, v in obj.items())
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(obj, list) and any(isinstance(v, (dict, list)) for v in obj):
+        return "[\n" + ",\n".join(f"{inner}{pretty_json(v, level + 1)}" for v in obj) + f"\n{pad}]"
+    return json.dumps(obj, ensure_ascii=False)
 
 
 def mask(text: str, secrets: Any = ()) -> str:
@@ -106,7 +130,8 @@ class TryIt(w.VBox):
         self.container = container
         self.operations = {op.operation_id: op for op in OPERATIONS}
         self.operation = w.Dropdown(options=[(op.display_name, op.operation_id) for op in OPERATIONS],
-                                    value="rrs-execute", description="Operation", style=_STYLE)
+                                    value="rrs-execute", description="Operation", style=_STYLE,
+                                    layout=w.Layout(width="30em"))
         self.signature = w.HTML()
         defaults = {"workspace": workspace, "service": service, "apiversion": "2.0", "details": "true",
                     "jobid": ""}
@@ -115,21 +140,24 @@ class TryIt(w.VBox):
             for name in _PARAM.findall(op.url_template):
                 if name not in self.params:
                     self.params[name] = w.Text(value=defaults.get(name, ""), description=name, style=_STYLE,
-                                               layout=w.Layout(width="32em"))
+                                               layout=w.Layout(width=_WIDTH))
         self._param_messages = {name: w.HTML() for name in self.params}
         self._param_rows = {name: w.HBox([field, self._param_messages[name]])
                             for name, field in self.params.items()}
         self.headers = w.Textarea(value="Content-Type: application/json", description="Headers",
                                   placeholder="Name: value (one per line)", style=_STYLE,
-                                  layout=w.Layout(width="40em", height="4em"))
+                                  layout=w.Layout(width=_WIDTH, height="4em"))
+        secret = {"label_width": _LABEL, "width": _WIDTH}
         self.subscription_key = SecretField("Ocp-Apim-Subscription-Key", "subscription key (masked)",
-                                            value=subscription_key)
+                                            value=subscription_key, **secret)
         self.api_key = SecretField("Authorization: Bearer", "backend API key, only without a "
-                                   "set-header policy (masked)", value=api_key)
+                                   "set-header policy (masked)", value=api_key, **secret)
         self.storage_connection_string = SecretField(
-            "{{storage-connection-string}}", "for BES Submit bodies (masked)", value=storage_connection_string)
-        self.body = w.Textarea(description="Body", style=_STYLE, layout=w.Layout(width="40em", height="9em"))
-        self.send_button = w.Button(description="Send", button_style="primary", icon="paper-plane")
+            "{{storage-connection-string}}", "for BES Submit bodies (masked)", value=storage_connection_string,
+            **secret)
+        self.body = w.Textarea(description="Body", style=_STYLE, layout=w.Layout(width=_WIDTH, height="12em"))
+        self.send_button = w.Button(description="Send", button_style="primary", icon="paper-plane",
+                                    layout=w.Layout(margin=f"6px 0 2px {_LABEL}"))
         self.output = w.Output()
         self.last: dict[str, Any] | None = None
         self.response: requests.Response | None = None
@@ -276,7 +304,7 @@ class TryIt(w.VBox):
         shown_request_headers = {k: mask(v, secrets) for k, v in headers.items()}
         shown_headers = {k: mask(v, secrets) for k, v in response.headers.items()}
         try:
-            body = json.dumps(response.json(), indent=2, ensure_ascii=False)
+            body = pretty_json(response.json())
         except ValueError:
             body = response.text
         body = mask(body, secrets)
