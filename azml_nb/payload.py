@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import gc
+import io
 import json
 import logging
 import math
@@ -76,11 +77,51 @@ def dumps(obj: Any) -> bytes:
 
     numpy scalars and arrays, ``pandas.Timestamp``/``datetime`` (ISO 8601) and missing markers
     (``None``, ``NaN``, ``pd.NA``, ``pd.NaT``) are accepted; a non-finite float is written as
-    ``null``. Keys must be strings.
+    ``null``. Keys must be strings. Long lists are encoded a slice at a time, so a body of
+    a million rows needs little memory beyond its own bytes.
 
     >>> dumps({"a": [1, 2.5, float("nan"), "é"]})
     b'{"a":[1,2.5,null,"\\xc3\\xa9"]}'
     """
+    if not _has_long_list(obj):
+        return _dumps(obj)
+    out = io.BytesIO()
+    _dump_pieces(obj, out)
+    return out.getvalue()
+
+
+_SLICE = 16384   # rows encoded at a time by dumps
+
+
+def _has_long_list(obj: Any, depth: int = 0) -> bool:
+    if type(obj) is list:
+        return len(obj) > _SLICE
+    if type(obj) is dict and depth < 4:
+        return any(_has_long_list(v, depth + 1) for v in obj.values())
+    return False
+
+
+def _dump_pieces(obj: Any, out: io.BytesIO) -> None:
+    """Write *obj* to *out*, a slice of each long list at a time (what orjson keeps per call is
+    a few times the text it returns, so a whole body at once would peak far above its size)."""
+    if type(obj) is dict and all(type(k) is str for k in obj):
+        out.write(b"{")
+        for i, (key, value) in enumerate(obj.items()):
+            out.write((b"," if i else b"") + _dumps(key) + b":")
+            _dump_pieces(value, out)
+        out.write(b"}")
+    elif type(obj) is list and len(obj) > _SLICE:
+        out.write(b"[")
+        for start in range(0, len(obj), _SLICE):
+            if start:
+                out.write(b",")
+            out.write(memoryview(_dumps(obj[start:start + _SLICE]))[1:-1])
+        out.write(b"]")
+    else:
+        out.write(_dumps(obj))
+
+
+def _dumps(obj: Any) -> bytes:
     if _orjson is not None:
         try:
             return _orjson.dumps(obj, default=_json_default, option=_orjson.OPT_SERIALIZE_NUMPY)
@@ -89,7 +130,7 @@ def dumps(obj: Any) -> bytes:
     try:
         text = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"),
                           default=_json_default)
-    except ValueError:  # a non-finite float somewhere: write it as null, like the fast path
+    except ValueError:  # a non-finite float somewhere: write it as null, like orjson does
         text = json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False, separators=(",", ":"),
                           default=_json_default)
     except TypeError as err:
@@ -306,13 +347,18 @@ def _where(label: str) -> str:
     return f"{label}: " if label else ""
 
 
-def _encode_frame(df: pd.DataFrame, label: str, *, as_strings: bool, index: bool) -> tuple[list[str], list[list]]:
-    """Column names and per-column lists of JSON-ready values."""
+def _encode_frame(df: pd.DataFrame, label: str, *, as_strings: bool, index: bool,
+                  missing: Any = None) -> tuple[list[str], list[list]]:
+    """Column names and, per column, a list of JSON-ready values (*missing* where missing)."""
     if index:
         df = df.reset_index()
     names = _column_names(df, label)
-    columns = [_encode_column(df.iloc[:, i], names[i], label, as_strings=as_strings)
-               for i in range(df.shape[1])]
+    columns = []
+    for i in range(df.shape[1]):
+        values = _encode_column(df.iloc[:, i], names[i], label, as_strings=as_strings)
+        if missing is not None and len(values):
+            values[pd.isna(values)] = missing
+        columns.append(values.tolist())
     return names, columns
 
 
@@ -320,47 +366,44 @@ def _bad(label: str, column: str, row: int, what: str) -> PayloadError:
     return PayloadError(f"{_where(label)}column {column!r}, row {row}: {what}", column=column, row=row)
 
 
-def _encode_column(s: pd.Series, name: str, label: str, *, as_strings: bool) -> list:
-    """One column as a list of JSON values (None for missing)."""
+def _encode_column(s: pd.Series, name: str, label: str, *, as_strings: bool) -> np.ndarray:
+    """One column as an object array of JSON values (None where missing)."""
     dtype = s.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         codes = s.cat.codes.to_numpy()
+        used = np.zeros(len(dtype.categories), dtype=bool)
+        used[codes[codes >= 0]] = True
         try:
-            cats = _encode_column(pd.Series(dtype.categories), name, label, as_strings=as_strings)
+            cats = _encode_column(pd.Series(dtype.categories[used]), name, label, as_strings=as_strings)
         except PayloadError as err:
-            row = int(np.flatnonzero(codes == err.row)[0]) if err.row is not None and (codes == err.row).any() else None
-            if row is None:  # an unused bad category does no harm: drop it
-                return _encode_column(s.astype(object), name, label, as_strings=as_strings)
-            raise _bad(label, name, row, str(err).split(": ", 2)[-1]) from None
-        lookup = np.empty(len(cats) + 1, dtype=object)
-        lookup[:-1] = cats
-        lookup[-1] = None
-        return lookup[codes].tolist()
+            category = np.flatnonzero(used)[err.row]
+            row = int(np.flatnonzero(codes == category)[0])
+            raise _bad(label, name, row, str(err).split(": ", 1)[-1].split(": ", 1)[-1]) from None
+        lookup = np.empty(len(dtype.categories) + 1, dtype=object)
+        lookup[np.flatnonzero(used)] = cats
+        return lookup[codes]   # code -1 (missing) picks the last slot, None
     if isinstance(dtype, pd.SparseDtype):
         return _encode_column(s.sparse.to_dense(), name, label, as_strings=as_strings)
-    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "iufb" \
-            and not isinstance(dtype, pd.CategoricalDtype):
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return _encode_datetimes(s)
+    if isinstance(dtype, pd.StringDtype):
+        return s.to_numpy(dtype=object, na_value=None)
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "iufb":
         numpy_dtype = np.dtype(dtype.numpy_dtype)
         missing = s.isna().to_numpy()
-        if numpy_dtype.kind == "f":
-            values = s.to_numpy(dtype=numpy_dtype, na_value=np.nan)
-        else:
-            values = s.to_numpy(dtype=numpy_dtype, na_value=numpy_dtype.type(0))
+        na_value = np.nan if numpy_dtype.kind == "f" else numpy_dtype.type(0)
+        values = s.to_numpy(dtype=numpy_dtype, na_value=na_value)
         return _encode_numpy(values, missing if missing.any() else None, name, label, as_strings)
-    if isinstance(dtype, pd.DatetimeTZDtype):
-        return _encode_datetimes(s, name, label)
-    if isinstance(dtype, pd.StringDtype):
-        return s.to_numpy(dtype=object, na_value=None).tolist()
     if isinstance(dtype, np.dtype) and dtype.kind in "biufM":
         return _encode_numpy(s.to_numpy(), None, name, label, as_strings)
     return _encode_objects(s.to_numpy(dtype=object), name, label, as_strings)
 
 
 def _encode_numpy(values: np.ndarray, missing: np.ndarray | None, name: str, label: str,
-                  as_strings: bool) -> list:
+                  as_strings: bool) -> np.ndarray:
     kind = values.dtype.kind
     if kind == "M":
-        return _encode_datetimes(pd.Series(values), name, label)
+        return _encode_datetimes(pd.Series(values, copy=False))
     if kind == "f":
         nan = np.isnan(values)
         if missing is not None:
@@ -369,53 +412,56 @@ def _encode_numpy(values: np.ndarray, missing: np.ndarray | None, name: str, lab
         if inf.any():
             row = int(np.flatnonzero(inf)[0])
             raise _bad(label, name, row, f"{values[row]} is not allowed (JSON has no infinity)")
-        if values.dtype.itemsize < 8:   # shortest text of the float32/float16 value, not of its float64 widening
+        if values.dtype.itemsize < 8:
+            # the shortest text of the float32 value, not of its float64 widening (0.1, not 0.10000000149011612)
             out = values.astype(str).astype(object)
             if not as_strings:
-                out = np.array([float(v) for v in out], dtype=object)
+                out = np.array([float(v) for v in out.tolist()] if len(out) else [], dtype=object)
+        elif as_strings:
+            out = np.empty(len(values), dtype=object)
+            out[:] = list(map(repr, values.tolist()))
         else:
-            out = np.array(list(map(repr, values.tolist())), dtype=object) if as_strings \
-                else values.astype(object)
+            out = values.astype(object)
         if nan.any():
             out[nan] = None
-        return out.tolist()
+        return out
     if kind == "b":
         out = np.where(values, "True", "False").astype(object) if as_strings else values.astype(object)
     else:  # integers
         out = values.astype(str).astype(object) if as_strings else values.astype(object)
     if missing is not None:
         out[missing] = None
-    return out.tolist()
+    return out
 
 
 def _datetime_text(values: np.ndarray) -> np.ndarray:
     """ISO 8601 text of naive datetime64 values, one precision for the whole column.
 
     The precision is the coarsest of s, ms, us, ns that keeps every value exact, so
-    midnight still reads ``2024-01-01T00:00:00``; NaT becomes ``"NaT"`` (replaced by callers).
+    midnight still reads ``2024-01-01T00:00:00``; NaT gives ``"NaT"`` (callers blank it).
     """
     unit = np.datetime_data(values.dtype)[0]
     units = ["s", "ms", "us", "ns"]
-    finest = units.index(unit) if unit in units else 3
-    ticks = values.view(np.int64)
-    present = ticks[~np.isnat(values)]
-    chosen = unit if unit in units else "ns"
+    if unit not in units:
+        values, unit = values.astype("datetime64[s]"), "s"
+    finest = units.index(unit)
+    present = values.view(np.int64)[~np.isnat(values)]
+    chosen = unit
     for i, u in enumerate(units[:finest + 1]):
-        step = 10 ** (3 * (finest - i))
-        if not len(present) or not (present % step).any():
+        if not len(present) or not (present % 10 ** (3 * (finest - i))).any():
             chosen = u
             break
     return np.datetime_as_string(values, unit=chosen).astype(object)
 
 
-def _encode_datetimes(s: pd.Series, name: str, label: str) -> list:
+def _encode_datetimes(s: pd.Series) -> np.ndarray:
     """ISO 8601 text; a tz-aware value keeps its UTC offset (``+01:00``)."""
     s = pd.Series(s.array, copy=False)
     if isinstance(s.dtype, pd.DatetimeTZDtype):
         wall = s.dt.tz_localize(None).to_numpy()
         utc = s.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
-        ns = (wall.astype("datetime64[ns]").view(np.int64) - utc.astype("datetime64[ns]").view(np.int64))
-        offsets = ns // 10**9  # NaT - NaT is 0 here; those rows are blanked below
+        ticks_per_s = 10 ** {"s": 0, "ms": 3, "us": 6, "ns": 9}.get(np.datetime_data(wall.dtype)[0], 9)
+        offsets = (wall.view(np.int64) - utc.view(np.int64)) // ticks_per_s   # NaT rows: blanked below
         text = _datetime_text(wall)
         suffix = {off: _offset_text(off) for off in np.unique(offsets).tolist()}
         out = text + np.array([suffix[o] for o in offsets.tolist()], dtype=object) if len(s) else text
@@ -424,7 +470,7 @@ def _encode_datetimes(s: pd.Series, name: str, label: str) -> list:
     missing = s.isna().to_numpy()
     if missing.any():
         out[missing] = None
-    return out.tolist()
+    return out
 
 
 def _offset_text(seconds: int) -> str:
@@ -434,15 +480,14 @@ def _offset_text(seconds: int) -> str:
     return text + (f":{rest % 60:02d}" if rest % 60 else "")
 
 
-def _encode_objects(values: np.ndarray, name: str, label: str, as_strings: bool) -> list:
+def _encode_objects(values: np.ndarray, name: str, label: str, as_strings: bool) -> np.ndarray:
     """An object column, value by value (strings pass through untouched)."""
-    out = values.tolist()
-    if all(type(v) is str for v in out):
-        return out
-    for row, v in enumerate(out):
-        if type(v) is str:
-            continue
-        out[row] = _encode_value(v, name, label, row, as_strings)
+    items = values.tolist()
+    if all(type(v) is str for v in items):
+        return values
+    out = np.empty(len(items), dtype=object)
+    out[:] = [v if type(v) is str else _encode_value(v, name, label, row, as_strings)
+              for row, v in enumerate(items)]
     return out
 
 
@@ -455,26 +500,26 @@ def _encode_value(v: Any, name: str, label: str, row: int, as_strings: bool) -> 
         return ("True" if v else "False") if as_strings else bool(v)
     if isinstance(v, (int, np.integer)):
         return str(int(v)) if as_strings else int(v)
-    if isinstance(v, (float, np.floating, decimal.Decimal)):
-        if isinstance(v, decimal.Decimal):
-            if v.is_nan():
-                return None
-            if not v.is_finite():
-                raise _bad(label, name, row, f"{v} is not allowed (JSON has no infinity)")
-            return str(v) if as_strings else float(v)
+    if isinstance(v, decimal.Decimal):
+        if v.is_nan():
+            return None
+        if not v.is_finite():
+            raise _bad(label, name, row, f"{v} is not allowed (JSON has no infinity)")
+        return str(v) if as_strings else float(v)
+    if isinstance(v, (float, np.floating)):
         if math.isnan(v):
             return None
         if math.isinf(v):
             raise _bad(label, name, row, f"{v} is not allowed (JSON has no infinity)")
-        return (repr(float(v)) if isinstance(v, float) or np.dtype(type(v)).itemsize >= 8 else str(v)) \
-            if as_strings else (float(v) if not isinstance(v, np.floating) or v.dtype.itemsize >= 8
-                                else float(str(v)))
+        if isinstance(v, np.floating) and v.dtype.itemsize < 8:
+            return str(v) if as_strings else float(str(v))
+        return repr(float(v)) if as_strings else float(v)
+    if isinstance(v, np.datetime64):
+        return None if np.isnat(v) else pd.Timestamp(v).isoformat()
     if isinstance(v, (pd.Timestamp, _dt.datetime, _dt.date, _dt.time)):
         return v.isoformat()
     if isinstance(v, (pd.Timedelta, _dt.timedelta, np.timedelta64)):
-        return pd.Timedelta(v).isoformat()
-    if isinstance(v, np.datetime64):
-        return None if np.isnat(v) else pd.Timestamp(v).isoformat()
+        return None if pd.isna(v) else pd.Timedelta(v).isoformat()
     if isinstance(v, _NESTED) or isinstance(v, np.ndarray):
         raise _bad(label, name, row, f"a {type(v).__name__} cannot be a cell value (nested or binary data)")
     return str(v)
@@ -496,36 +541,42 @@ def to_payload(data: pd.DataFrame | Mapping[str, pd.DataFrame], *, format: str =
     global_parameters : mapping, optional
         Sent as ``GlobalParameters`` (``{}`` when omitted).
     numbers_as_strings : bool
-        Send numbers and booleans as strings (``"5"``, ``"True"``), as Studio's samples do.
-        Default: JSON numbers and booleans.
+        Send numbers and booleans as strings (``"5"``, ``"0.5"``, ``"True"``), as Studio's
+        own samples do. Default: JSON numbers and booleans.
     index : bool
-        Send the index as leading column(s) (``reset_index()``); default: not sent.
+        Send the index as leading column(s) (``reset_index()``); by default it is not sent.
+
+    Returns
+    -------
+    dict
+        The body; encode it with :func:`dumps`.
 
     Missing values (NaN, None, NA, NaT) are sent as ``null``; datetimes as ISO 8601 text
-    (a tz-aware value keeps its offset). Column and row order are kept.
+    (a tz-aware value keeps its offset); categoricals as their categories' values; nullable
+    Int64/Float64/boolean/string columns like their numpy counterparts. Column and row
+    order are kept.
 
     Raises
     ------
     PayloadError
-        For duplicate column names, non-string names that collide once stringified, an
-        infinity, or a nested value (dict/list/set/tuple) or bytes in a cell; the message
-        names the input, the column and the first bad row.
+        For an unknown *format*, duplicate column names, non-string names that collide once
+        stringified, an infinity, or a nested value (dict/list/set/tuple) or bytes in a cell;
+        the message names the input, the column and the first bad row.
 
     Examples
     --------
     >>> df = pd.DataFrame({"Col2": ["This is a good day"]})
     >>> to_payload(df)
     {'Inputs': {'input1': {'ColumnNames': ['Col2'], 'Values': [['This is a good day']]}}, 'GlobalParameters': {}}
-    >>> to_payload(df, format="swagger")
-    {'Inputs': {'input1': [{'Col2': 'This is a good day'}]}, 'GlobalParameters': {}}
+    >>> to_payload(df, format="swagger", global_parameters={"Bits": 3})
+    {'Inputs': {'input1': [{'Col2': 'This is a good day'}]}, 'GlobalParameters': {'Bits': 3}}
     """
     _check_format(format)
     frames = _frames(data, input_name, "input")
     inputs: dict[str, Any] = {}
     with _no_gc():
         for name, df in frames.items():
-            label = f"input {name!r}"
-            names, columns = _encode_frame(df, label, as_strings=numbers_as_strings, index=index)
+            names, columns = _encode_frame(df, f"input {name!r}", as_strings=numbers_as_strings, index=index)
             inputs[name] = _shape(names, columns, len(df), format)
     return {"Inputs": inputs, "GlobalParameters": dict(global_parameters or {})}
 
@@ -541,12 +592,14 @@ def to_response(outputs: pd.DataFrame | Mapping[str, pd.DataFrame], *, format: s
                 details: bool = True, output_name: str = "output1") -> dict:
     """Build a web service's response body, the way Studio does (server side).
 
-    Every value is a string (missing values are ``null``); with ``details=True`` each classic
-    output says its ``ColumnTypes`` (from the dtypes, see :func:`column_types`). Without
-    details, ``ColumnTypes`` and ``ColumnNames`` are left out, as real services do.
+    Every value is a string, a missing one the empty string. With ``details=True`` each
+    classic output carries ``ColumnNames`` and ``ColumnTypes`` (from the dtypes, see
+    :func:`column_types`); without, both are left out, as real services do.
 
+    Examples
+    --------
     >>> to_response(pd.DataFrame({"n": [1, 2], "x": [0.5, None]}))["Results"]["output1"]
-    {'type': 'table', 'value': {'ColumnNames': ['n', 'x'], 'ColumnTypes': ['Int64', 'Double'], 'Values': [['1', '0.5'], ['2', None]]}}
+    {'type': 'table', 'value': {'ColumnNames': ['n', 'x'], 'ColumnTypes': ['Int64', 'Double'], 'Values': [['1', '0.5'], ['2', '']]}}
     >>> to_response(pd.DataFrame({"n": [1]}), format="swagger")
     {'Results': {'output1': [{'n': '1'}]}}
     """
@@ -555,11 +608,7 @@ def to_response(outputs: pd.DataFrame | Mapping[str, pd.DataFrame], *, format: s
     results: dict[str, Any] = {}
     with _no_gc():
         for name, df in frames.items():
-            label = f"output {name!r}"
-            names, columns = _encode_frame(df, label, as_strings=True, index=False)
-            columns = [[None if v is None else v if type(v) is str else str(v) for v in col]
-                       if any(v is not None and type(v) is not str for v in col) else col
-                       for col in columns]
+            names, columns = _encode_frame(df, f"output {name!r}", as_strings=True, index=False, missing="")
             if format == "swagger":
                 results[name] = _shape(names, columns, len(df), "swagger")
                 continue
@@ -572,19 +621,7 @@ def to_response(outputs: pd.DataFrame | Mapping[str, pd.DataFrame], *, format: s
     return {"Results": results}
 
 
-# --------------------------------------------------------------------------- decoding
-
-def _as_obj(body: Any, what: str) -> Any:
-    if isinstance(body, (bytes, bytearray, memoryview, str)):
-        return loads(body)
-    return body
-
-
-def _missing_mask(arr: np.ndarray) -> np.ndarray:
-    if not len(arr):
-        return np.zeros(0, dtype=bool)
-    return np.fromiter((v is None or v == "" for v in arr), dtype=bool, count=len(arr))
-
+# --------------------------------------------------------------------------- decoding: values
 
 def _parse_error(label: str, column: str, row: int, value: Any, ctype: str) -> PayloadError:
     return PayloadError(f"{_where(label)}column {column!r}, row {row}: {value!r} does not parse as {ctype}",
@@ -592,19 +629,18 @@ def _parse_error(label: str, column: str, row: int, value: Any, ctype: str) -> P
 
 
 def _first_bad(arr: np.ndarray, miss: np.ndarray, ok: Any) -> int:
-    for row, v in enumerate(arr):
-        if not miss[row] and not ok(v):
+    for row in np.flatnonzero(~miss).tolist():
+        if not ok(arr[row]):
             return row
     return -1
 
 
 def _int_ok(v: Any) -> bool:
     """Whether *v* reads as a 64-bit integer (an integral float such as 3.0 counts)."""
-    if isinstance(v, bool):
+    if isinstance(v, bool) or isinstance(v, _NESTED):
         return False
-    if isinstance(v, float):
-        if not v.is_integer():
-            return False
+    if isinstance(v, float) and not v.is_integer():
+        return False
     try:
         n = int(v)
     except (TypeError, ValueError, OverflowError):
@@ -613,7 +649,7 @@ def _int_ok(v: Any) -> bool:
 
 
 def _float_ok(v: Any) -> bool:
-    if isinstance(v, bool):
+    if isinstance(v, bool) or isinstance(v, _NESTED):
         return False
     try:
         float(v)
@@ -636,15 +672,62 @@ def _bool_value(v: Any) -> bool | None:
     return None
 
 
-def _parse_column(values: Sequence[Any], ctype: str, column: str, label: str) -> Any:
-    """Read one column's wire values (strings, numbers, null) as *ctype*; missing -> NA."""
+def _text(v: Any) -> str:
+    """A non-string JSON value as text, for a String column."""
+    if isinstance(v, bool):
+        return "True" if v else "False"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def _ints_column(ints: np.ndarray, miss: np.ndarray | None, ctype: str) -> Any:
+    """Integers (present values only) placed into a column; gaps give a nullable dtype."""
+    bits = np.int32 if ctype == "Int32" else np.int64
+    if miss is None or not miss.any():
+        return ints.astype(bits, copy=False)
+    full = np.zeros(len(miss), dtype=bits)
+    full[~miss] = ints
+    return pd.arrays.IntegerArray(full, miss.copy())
+
+
+def _floats_column(floats: np.ndarray, miss: np.ndarray | None, ctype: str) -> np.ndarray:
+    bits = np.float32 if ctype == "Single" else np.float64
+    if miss is None or not miss.any():
+        return floats.astype(bits, copy=False)
+    full = np.full(len(miss), np.nan, dtype=bits)
+    full[~miss] = floats
+    return full
+
+
+def _bools_column(flags: np.ndarray, miss: np.ndarray | None) -> Any:
+    if miss is None or not miss.any():
+        return flags
+    full = np.zeros(len(miss), dtype=bool)
+    full[~miss] = flags
+    return pd.arrays.BooleanArray(full, miss.copy())
+
+
+def _strings_column(arr: np.ndarray) -> Any:
+    """An object array of str/None as the default string dtype of this pandas."""
+    if _STR_DTYPE is object:
+        return arr
+    return pd.array(arr, dtype=_STR_DTYPE)
+
+
+def _parse_column(values: Sequence[Any], ctype: str, column: str, label: str, *,
+                  empty_is_missing: bool = True) -> Any:
+    """Read one column's wire values (strings, numbers, booleans, null) as *ctype*.
+
+    null is missing everywhere; an empty string is missing except in a String column read
+    with ``empty_is_missing=False``. Raises PayloadError naming the column and first bad row.
+    """
     arr = np.empty(len(values), dtype=object)
     arr[:] = values
-    miss = _missing_mask(arr)
+    null = pd.isna(arr) if len(arr) else np.zeros(0, dtype=bool)
+    miss = null | (arr == "") if len(arr) else null
     present = arr[~miss]
-    any_missing = bool(miss.any())
     if ctype in ("Int32", "Int64"):
-        bits = np.int32 if ctype == "Int32" else np.int64
         ints = None
         if all(type(v) is str or type(v) is int for v in present):
             try:
@@ -660,145 +743,64 @@ def _parse_column(values: Sequence[Any], ctype: str, column: str, label: str) ->
         if ctype == "Int32" and len(ints) and (ints.min() < -2**31 or ints.max() >= 2**31):
             row = int(np.flatnonzero(~miss)[np.flatnonzero((ints < -2**31) | (ints >= 2**31))[0]])
             raise _parse_error(label, column, row, arr[row], ctype)
-        if not any_missing:
-            return ints.astype(bits)
-        out = pd.array(np.zeros(len(arr), dtype=bits), dtype=ctype)
-        out[~miss] = ints.astype(bits)
-        out[miss] = pd.NA
-        return out
+        return _ints_column(ints, miss, ctype)
     if ctype in ("Double", "Single", "Numeric"):
-        bits = np.float32 if ctype == "Single" else np.float64
         try:
-            floats = np.array([float(v) for v in present], dtype=np.float64) if len(present) \
-                else np.zeros(0, np.float64)
             if any(type(v) is bool for v in present):
                 raise ValueError
+            floats = np.array([float(v) for v in present], dtype=np.float64) if len(present) \
+                else np.zeros(0, np.float64)
         except (TypeError, ValueError):
             bad = _first_bad(arr, miss, _float_ok)
             raise _parse_error(label, column, bad, arr[bad], ctype) from None
-        out = np.full(len(arr), np.nan, dtype=np.float64)
-        out[~miss] = floats
-        return out.astype(bits)
+        return _floats_column(floats, miss, ctype)
     if ctype == "Boolean":
         flags = [_bool_value(v) for v in present]
         if any(f is None for f in flags):
             bad = _first_bad(arr, miss, lambda v: _bool_value(v) is not None)
             raise _parse_error(label, column, bad, arr[bad], ctype)
-        if not any_missing:
-            return np.array(flags, dtype=bool)
-        out = pd.array([None] * len(arr), dtype="boolean")
-        out[~miss] = np.array(flags, dtype=bool)
-        return out
+        return _bools_column(np.array(flags, dtype=bool), miss)
     if ctype == "DateTime":
+        bad = _first_bad(arr, miss, lambda v: type(v) is str)
+        if bad >= 0:
+            raise _parse_error(label, column, bad, arr[bad], "DateTime")
         return _parse_datetimes(arr, miss, column, label)
     # String
-    if not all(type(v) is str for v in present):
+    if not empty_is_missing:
+        miss = null
+    if not all(type(v) is str for v in arr[~miss]):
         arr = arr.copy()
-        for row in np.flatnonzero(~miss):
+        for row in np.flatnonzero(~miss).tolist():
             v = arr[row]
             if type(v) is not str:
                 if isinstance(v, _NESTED):
                     raise PayloadError(f"{_where(label)}column {column!r}, row {row}: a {type(v).__name__} "
-                                       "cannot be a cell value", column=column, row=int(row))
+                                       "cannot be a cell value", column=column, row=row)
                 arr[row] = _text(v)
-    arr[miss & np.array([v is None for v in arr], dtype=bool)] = None
-    return pd.array(arr, dtype=_STR_DTYPE) if _STR_DTYPE != object else arr
-
-
-def _text(v: Any) -> str:
-    if isinstance(v, bool):
-        return "True" if v else "False"
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
+    arr[miss] = None
+    return _strings_column(arr)
 
 
 def _parse_datetimes(arr: np.ndarray, miss: np.ndarray, column: str, label: str) -> Any:
-    present = arr[~miss]
-    if not len(present):
-        return np.full(len(arr), np.datetime64("NaT"), dtype="datetime64[ns]") if len(arr) \
-            else np.zeros(0, dtype="datetime64[ns]")
-    if not all(type(v) is str for v in present):
-        bad = _first_bad(arr, miss, lambda v: type(v) is str)
-        raise _parse_error(label, column, bad, arr[bad], "DateTime")
-    texts = pd.Series(arr, dtype=object).where(~miss, None)
+    """ISO 8601 text (all str where not missing) to datetime64; mixed UTC offsets become UTC."""
+    if not (~miss).any():
+        return np.full(len(arr), np.datetime64("NaT"), dtype="datetime64[ns]")
+    texts = arr.copy()
+    texts[miss] = None
     try:
-        parsed = pd.to_datetime(texts, format="ISO8601")
-    except (ValueError, TypeError, OverflowError) as err:
-        if "mixed" in str(err).lower() or "offset" in str(err).lower() or "tz" in str(err).lower():
-            try:
-                return pd.to_datetime(texts, format="ISO8601", utc=True).array
-            except (ValueError, TypeError, OverflowError):
-                pass
-        for row in np.flatnonzero(~miss):
-            try:
-                pd.to_datetime(arr[row], format="ISO8601")
-            except (ValueError, TypeError, OverflowError):
-                raise _parse_error(label, column, int(row), arr[row], "DateTime") from None
+        return pd.to_datetime(texts, format="ISO8601").array
+    except (ValueError, TypeError, OverflowError):
+        pass
+    try:
         return pd.to_datetime(texts, format="ISO8601", utc=True).array
-    return parsed.array
-
-
-def read_values(columns: Sequence[str], types: Sequence[str] | None, values: Sequence[Sequence[Any]],
-                *, label: str = "") -> pd.DataFrame:
-    """Read classic ``Values`` rows into a typed DataFrame.
-
-    Parameters
-    ----------
-    columns : sequence of str
-        The column names.
-    types : sequence of str or None
-        One AzureML ColumnType per column (``"Int32"``, ``"Double"``, ...); None infers each
-        column from its JSON values (numbers, booleans, strings).
-    values : sequence of rows
-        Each row holds one value per column: a string, a JSON number or boolean, or null.
-    label : str
-        Names the input/output in error messages, e.g. ``"input 'input1'"``.
-
-    Raises
-    ------
-    PayloadError
-        Ragged rows, a row width different from the number of columns, or a value that does
-        not parse as its ColumnType; the message names the column and the first bad row.
-
-    >>> read_values(["n", "x"], ["Int32", "Double"], [["1", "0.5"], ["2", ""]]).dtypes.tolist()
-    [dtype('int32'), dtype('float64')]
-    """
-    columns = [str(c) for c in columns]
-    if types is not None and len(types) != len(columns):
-        raise PayloadError(f"{_where(label)}{len(columns)} column names but {len(types)} ColumnTypes")
-    if not isinstance(values, (list, tuple)):
-        raise PayloadError(f"{_where(label)}Values must be a list of rows, got {type(values).__name__}")
-    width = len(columns)
-    with _no_gc():
-        if values:
-            for row, r in enumerate(values):
-                if not isinstance(r, (list, tuple)):
-                    raise PayloadError(f"{_where(label)}row {row} is a {type(r).__name__}, expected a list",
-                                       row=row)
-            lengths = set(map(len, values))
-            if len(lengths) > 1 or width not in lengths:
-                if len(values[0]) != width:
-                    raise PayloadError(f"{_where(label)}ColumnNames/Values width mismatch: {width} ColumnNames "
-                                       f"but row 0 has {len(values[0])} values", row=0)
-                row = next(i for i, r in enumerate(values) if len(r) != width)
-                raise PayloadError(f"{_where(label)}ragged Values: row {row} has {len(values[row])} values, "
-                                   f"expected {width}", row=row)
-        cols = list(zip(*values)) if values and width else [() for _ in columns]
-        data = {}
-        for i, name in enumerate(columns):
-            ctype = (_ctype(types[i], _where(label), name) if types is not None
-                     else _infer_type(cols[i]))
-            data[name] = _parse_column(cols[i], ctype, name, label)
-        return _frame(data, columns, len(values))
-
-
-def _frame(data: dict[str, Any], columns: list[str], nrows: int) -> pd.DataFrame:
-    if len(set(columns)) != len(columns):
-        dup = next(c for c in columns if columns.count(c) > 1)
-        raise PayloadError(f"duplicate column name {dup!r}", column=dup)
-    df = pd.DataFrame(data, columns=columns, copy=False) if columns else pd.DataFrame(index=range(nrows))
-    return df
+    except (ValueError, TypeError, OverflowError):
+        pass
+    for row in np.flatnonzero(~miss).tolist():
+        try:
+            pd.to_datetime(arr[row], format="ISO8601")
+        except (ValueError, TypeError, OverflowError):
+            raise _parse_error(label, column, row, arr[row], "DateTime") from None
+    raise PayloadError(f"{_where(label)}column {column!r}: cannot read as DateTime", column=column)
 
 
 def _infer_type(values: Sequence[Any]) -> str:
@@ -816,56 +818,584 @@ def _infer_type(values: Sequence[Any]) -> str:
     return "String"
 
 
-def _inputs_of(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    if not isinstance(payload, Mapping) or key not in payload:
-        raise PayloadError(f"expected a JSON object with {key!r}, got "
-                           f"{sorted(payload)[:5] if isinstance(payload, Mapping) else type(payload).__name__}")
-    section = payload[key]
+def _check_rows(values: Any, width: int, label: str) -> None:
+    if not isinstance(values, (list, tuple)):
+        raise PayloadError(f"{_where(label)}Values must be a list of rows, got {type(values).__name__}")
+    for row, r in enumerate(values):
+        if not isinstance(r, (list, tuple)):
+            raise PayloadError(f"{_where(label)}row {row} is a {type(r).__name__}, expected a list", row=row)
+    lengths = set(map(len, values))
+    if len(lengths) > 1 or (values and width not in lengths):
+        if len(values[0]) != width:
+            raise PayloadError(f"{_where(label)}ColumnNames/Values width mismatch: {width} ColumnNames "
+                               f"but row 0 has {len(values[0])} values", row=0)
+        row = next(i for i, r in enumerate(values) if len(r) != width)
+        raise PayloadError(f"{_where(label)}ragged Values: row {row} has {len(values[row])} values, "
+                           f"expected {width}", row=row)
+
+
+def _types_for(columns: list[str], types: Sequence[str] | None, label: str) -> list[str | None]:
+    if types is None:
+        return [None] * len(columns)
+    if not isinstance(types, (list, tuple)) or len(types) != len(columns):
+        raise PayloadError(f"{_where(label)}{len(columns)} ColumnNames but "
+                           f"{len(types) if isinstance(types, (list, tuple)) else types!r} ColumnTypes")
+    return [_ctype(t, _where(label), c) for t, c in zip(types, columns)]
+
+
+def _column_list(columns: Any, label: str) -> list[str]:
+    if not isinstance(columns, (list, tuple)):
+        raise PayloadError(f"{_where(label)}ColumnNames must be a list, got {type(columns).__name__}")
+    names = [c if isinstance(c, str) else str(c) for c in columns]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise PayloadError(f"{_where(label)}duplicate column name {name!r}", column=name)
+        seen.add(name)
+    return names
+
+
+def read_values(columns: Sequence[str], types: Sequence[str] | None, values: Sequence[Sequence[Any]],
+                *, label: str = "", empty_is_missing: bool = False) -> pd.DataFrame:
+    """Read classic ``Values`` rows into a typed DataFrame (what a server does with a request).
+
+    Parameters
+    ----------
+    columns : sequence of str
+        The column names.
+    types : sequence of str or None
+        One AzureML ColumnType per column (``"Int32"``, ``"Double"``, ...); None infers each
+        column from its JSON values (numbers, booleans; anything else stays text).
+    values : sequence of rows
+        Each row holds one value per column: a string, a JSON number or boolean, or null.
+    label : str
+        Names the input/output in error messages, e.g. ``"input 'input1'"``.
+    empty_is_missing : bool
+        Whether an empty string in a String column is a missing value (as in responses);
+        in the other columns it always is.
+
+    Raises
+    ------
+    PayloadError
+        Ragged rows, a row width different from the number of columns, or a value that does
+        not parse as its ColumnType; the message names the column and the first bad row.
+
+    Examples
+    --------
+    >>> df = read_values(["n", "x"], ["Int32", "Double"], [["1", "0.5"], ["2", ""]])
+    >>> df.dtypes.astype(str).tolist(), df["x"].isna().tolist()
+    (['int32', 'float64'], [False, True])
+    >>> read_values(["n"], ["Int32"], [["1"], ["one"]])
+    Traceback (most recent call last):
+    ...
+    azml_nb.errors.PayloadError: column 'n', row 1: 'one' does not parse as Int32
+    """
+    names = _column_list(list(columns) if not isinstance(columns, (list, tuple)) else columns, label)
+    ctypes = _types_for(names, types, label)
+    with _no_gc():
+        _check_rows(values, len(names), label)
+        cols = list(zip(*values)) if values and names else [() for _ in names]
+        data = {}
+        for i, name in enumerate(names):
+            ctype = ctypes[i] or _infer_type(cols[i])
+            data[name] = _parse_column(cols[i], ctype, name, label, empty_is_missing=empty_is_missing)
+        cols = None
+        return _frame(data, names, len(values))
+
+
+def _frame(data: dict[str, Any], columns: list[str], nrows: int) -> pd.DataFrame:
+    if not columns:
+        return pd.DataFrame(index=pd.RangeIndex(nrows))
+    return pd.DataFrame(data, columns=columns, copy=False)
+
+
+# --------------------------------------------------------------------------- decoding: bodies
+
+class _NoFastPath(Exception):
+    """The vectorised reader declines; the plain reader (which names errors) takes over."""
+
+
+_FAST_MIN_BYTES = 1 << 15      # smaller bodies: the plain reader is as fast
+_PAD = 64
+_DEPTH = np.zeros(256, dtype=np.int8)
+_DEPTH[[ord("["), ord("{")]] = 1
+_DEPTH[[ord("]"), ord("}")]] = -1
+_INT_CHARS = np.zeros(256, dtype=bool)
+_INT_CHARS[[ord(c) for c in "0123456789-,"]] = True
+_FLOAT_CHARS = _INT_CHARS.copy()
+_FLOAT_CHARS[[ord(c) for c in ".eE+"]] = True
+_WS = (b" ", b"\n", b"\r", b"\t")
+
+
+class _Spans:
+    """Where the values of one classic ``Values`` table lie in the raw body.
+
+    ``starts``/``ends`` are (columns, rows) byte offsets of each value's JSON text (a
+    string value includes its quotes); ``is_str`` says which values are JSON strings
+    (None: all of them).
+    """
+
+    __slots__ = ("data", "buf", "starts", "ends", "is_str", "backslashes")
+
+    def __init__(self, data: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                 is_str: np.ndarray | None, backslashes: np.ndarray):
+        self.data, self.buf, self.starts, self.ends = data, buf, starts, ends
+        self.is_str, self.backslashes = is_str, backslashes
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns)"""
+        return self.starts.shape[1], self.starts.shape[0]
+
+
+def _odd_backslashes_before(data: bytes, pos: int) -> bool:
+    run = 0
+    while pos - run - 1 >= 0 and data[pos - run - 1] == 92:
+        run += 1
+    return run % 2 == 1
+
+
+def _skip_ws(data: bytes, j: int) -> int:
+    while data[j:j + 1] in _WS and j < len(data):
+        j += 1
+    return j
+
+
+class _Scanner:
+    """Lazily computed facts about one raw body, shared by its tables."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.buf = np.frombuffer(data + b" " * _PAD, dtype=np.uint8)
+        body = self.buf[:len(data)]
+        quotes = np.flatnonzero(body == 34)
+        self.backslashes = np.flatnonzero(body == 92) if b"\\" in data else np.zeros(0, dtype=np.intp)
+        if len(self.backslashes):
+            maybe = quotes[quotes > 0]
+            maybe = maybe[body[maybe - 1] == 92]
+            escaped = [p for p in maybe.tolist() if _odd_backslashes_before(data, p)]
+            if escaped:
+                quotes = np.setdiff1d(quotes, np.array(escaped, dtype=quotes.dtype), assume_unique=True)
+        if len(quotes) % 2 == 0 and b"null" in data:
+            # null -> "\0\0" (same length; no JSON string holds raw NUL bytes), so that a table of
+            # strings and nulls is read by the all-strings path; the data bytes stay as they are
+            hit = np.flatnonzero((body[:-3] == 110) & (body[1:-2] == 117) & (body[2:-1] == 108) & (body[3:] == 108))
+            hit = hit[(np.searchsorted(quotes, hit) & 1) == 0]
+            if len(hit):
+                self.buf = self.buf.copy()
+                self.buf[hit], self.buf[hit + 1], self.buf[hit + 2], self.buf[hit + 3] = 34, 0, 0, 34
+                where = np.searchsorted(quotes, hit)
+                quotes = np.insert(quotes, np.repeat(where, 2), np.column_stack([hit, hit + 3]).ravel())
+        self.quotes = quotes
+        self.opens, self.closes = quotes[0::2], quotes[1::2]
+        self.precise = bool(len(self.backslashes))   # drop brackets and commas inside strings
+        self._string_gaps: np.ndarray | None = None
+        self._tokens: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def string_gaps_ok(self) -> np.ndarray:
+        """For each pair of consecutive strings: 1 if only ``,`` lies between them, 2 if ``],[``."""
+        if self._string_gaps is None:
+            buf, o, c = self.buf, self.opens, self.closes
+            gap = o[1:] - c[:-1]
+            after = c[:-1] + 1
+            comma = (gap == 2) & (buf[after] == 44)
+            row = (gap == 4) & (buf[after] == 93) & (buf[after + 1] == 44) & (buf[after + 2] == 91)
+            self._string_gaps = comma.view(np.uint8) + 2 * row.view(np.uint8)
+        return self._string_gaps
+
+    def tokens(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Positions, bytes and depths of the brackets and commas outside strings."""
+        if self._tokens is None:
+            body = self.buf[:len(self.data)]
+            folded = body & 0xDF
+            tokens = np.flatnonzero((body == 44) | (folded == 91) | (folded == 93))   # , [ ] { }
+            del folded
+            if self.precise:
+                tokens = tokens[(np.searchsorted(self.quotes, tokens) & 1) == 0]
+            # else (no escapes: every quote delimits a string) a bracket or comma inside a
+            # string splits it into pieces that fail the quote count in _token_table
+            chars = body[tokens]
+            self._tokens = (tokens, chars, np.cumsum(_DEPTH[chars], dtype=np.int32))
+        return self._tokens
+
+    def table(self, start: int) -> tuple[_Spans, int] | None:
+        """The spans of the ``[[...], ...]`` array opening at *start*, and the offset just after it."""
+        found = self._all_strings_table(start)
+        return found if found is not None else self._token_table(start)
+
+    def _all_strings_table(self, start: int) -> tuple[_Spans, int] | None:
+        """Fast case: every value a JSON string, written compactly (what services send)."""
+        data, o, c = self.data, self.opens, self.closes
+        if data[start:start + 3] != b'[["':
+            return None
+        i0 = int(np.searchsorted(o, start + 2))
+        if i0 >= len(o) or o[i0] != start + 2:
+            return None
+        gaps = self.string_gaps_ok()
+        stop = np.flatnonzero(gaps[i0:] == 0)
+        i1 = i0 + (int(stop[0]) if len(stop) else len(gaps) - i0)   # last string of the array
+        end = int(c[i1]) + 1
+        if data[end:end + 2] != b"]]":
+            return None
+        breaks = np.flatnonzero(gaps[i0:i1] == 2)
+        n = i1 - i0 + 1
+        width = int(breaks[0]) + 1 if len(breaks) else n
+        nrows = len(breaks) + 1
+        if nrows * width != n or (len(breaks) and not np.array_equal(breaks, np.arange(1, nrows) * width - 1)):
+            return None   # ragged: the plain reader names the row
+        starts = o[i0:i1 + 1].reshape(nrows, width).T.copy()
+        ends = c[i0:i1 + 1].reshape(nrows, width).T + 1
+        return _Spans(data, self.buf, starts, ends, None, self.backslashes), end + 2
+
+    def _token_table(self, start: int) -> tuple[_Spans, int] | None:
+        """General case: strings, numbers, booleans and null, compact JSON."""
+        found = self._token_table_once(start)
+        if found is None and not self.precise:   # maybe commas or brackets inside strings: look again
+            self.precise, self._tokens = True, None
+            found = self._token_table_once(start)
+        return found
+
+    def _token_table_once(self, start: int) -> tuple[_Spans, int] | None:
+        data, buf = self.data, self.buf
+        tokens, chars, depth = self.tokens()
+        k0 = int(np.searchsorted(tokens, start))
+        if k0 >= len(tokens) or tokens[k0] != start:
+            return None
+        base = int(depth[k0])
+        after = np.flatnonzero(depth[k0 + 1:] < base)
+        if not len(after):
+            return None
+        k1 = k0 + 1 + int(after[0])
+        tok, ch, dep = tokens[k0 + 1:k1], chars[k0 + 1:k1], depth[k0 + 1:k1]
+        first, last = int(tokens[k0]), int(tokens[k1])
+        if not len(tok):
+            if data[first + 1:last].strip():
+                return None
+            empty = np.zeros((0, 0), dtype=np.intp)
+            return _Spans(data, buf, empty, empty, None, self.backslashes), last + 1
+        if (dep > base + 1).any():
+            return None   # nested values or objects in cells: the plain reader explains
+        between_rows = (ch == 44) & (dep == base)
+        row_tok, row_ch = tok[~between_rows], ch[~between_rows]
+        nrows = int((row_ch == 91).sum())
+        if nrows == 0 or len(row_ch) % nrows:
+            return None
+        width = len(row_ch) // nrows
+        grid_ch = row_ch.reshape(nrows, width)
+        if not ((grid_ch[:, 0] == 91).all() and (grid_ch[:, -1] == 93).all() and (grid_ch[:, 1:-1] == 44).all()):
+            return None   # ragged rows: the plain reader names the row
+        grid = row_tok.reshape(nrows, width)
+        seps = tok[between_rows]
+        if grid[0, 0] != first + 1 or grid[-1, -1] != last - 1 or len(seps) != nrows - 1 \
+                or not (np.array_equal(seps, grid[:-1, -1] + 1) and np.array_equal(grid[1:, 0], seps + 1)):
+            return None   # whitespace between rows (pretty-printed): the plain reader
+        if width == 2:   # rows of no values: "[]"
+            empty = np.zeros((0, nrows), dtype=np.intp)
+            return _Spans(data, buf, empty, empty, None, self.backslashes), last + 1
+        starts, ends = grid[:, :-1].T + 1, grid[:, 1:].T.copy()
+        is_str = (buf[starts] == 34) & (buf[ends - 1] == 34) & (ends - starts >= 2)
+        if len(self.backslashes) and (buf[ends[is_str] - 2] == 92).any():
+            return None   # a value ending in an escaped quote is not a whole string
+        # every quote of the array must be the first or last byte of a whole-string value
+        n_quotes = int(np.searchsorted(self.opens, last) - np.searchsorted(self.opens, first)) * 2
+        if n_quotes != 2 * int(is_str.sum()):
+            return None
+        return _Spans(data, buf, starts, ends, is_str, self.backslashes), last + 1
+
+
+def _scan(data: bytes) -> tuple[bytes, dict[str, _Spans]] | None:
+    """Find every classic ``Values`` array in *data* with numpy, without building rows.
+
+    Returns the body with each such array replaced by a marker string (small, parsed the
+    ordinary way) and the spans behind each marker; None when the body is small or has a
+    shape this reader does not handle (the plain reader then does all the work).
+    """
+    if len(data) < _FAST_MIN_BYTES or b'"Values"' not in data:
+        return None
+    scanner = _Scanner(data)
+    if len(scanner.quotes) % 2:
+        return None
+    opens, closes = scanner.opens, scanner.closes
+    marker = f"\x00azml_nb:{id(data):x}:"
+    spans: dict[str, _Spans] = {}
+    pieces: list[bytes] = []
+    last = 0
+    pos = data.find(b'"Values"')
+    while pos >= 0:
+        i = int(np.searchsorted(opens, pos))
+        if i < len(opens) and opens[i] == pos and closes[i] == pos + 7:
+            j = _skip_ws(data, pos + 8)
+            if data[j:j + 1] == b":":
+                j = _skip_ws(data, j + 1)
+                if data[j:j + 1] == b"[" and j >= last:
+                    found = scanner.table(j)
+                    if found is None:
+                        return None
+                    key = f"{marker}{len(spans)}"
+                    spans[key] = found[0]
+                    pieces += [data[last:j], json.dumps(key).encode()]
+                    last = found[1]
+        pos = data.find(b'"Values"', pos + 8)
+    if not spans:
+        return None
+    pieces.append(data[last:])
+    return b"".join(pieces), spans
+
+
+def _grid(sp: _Spans, cs: np.ndarray, lens: np.ndarray, width: int) -> np.ndarray:
+    """(n, width + 1) bytes starting at each *cs* (what follows a value is left in place)."""
+    windows = np.lib.stride_tricks.sliding_window_view(sp.buf, width + 1)
+    return windows[cs]
+
+
+def _gather(sp: _Spans, cs: np.ndarray, ce: np.ndarray, sep: bytes) -> bytes:
+    """The bytes ``data[cs[i]:ce[i]]`` joined by *sep*, vectorised for short values."""
+    n = len(cs)
+    if not n:
+        return b""
+    lens = ce - cs
+    width = int(lens.max())
+    if width > 48 or n < 64:
+        data = sp.data
+        return sep.join([data[a:z] for a, z in zip(cs.tolist(), ce.tolist())])
+    grid = _grid(sp, cs, lens, width)
+    grid[np.arange(n), lens] = sep[0]
+    keep = np.arange(width + 1) <= lens[:, None]
+    return grid[keep][:-1].tobytes()
+
+
+def _json_array(text: bytes) -> list:
+    try:
+        return loads(b"[" + text + b"]")
+    except PayloadError:
+        raise _NoFastPath from None
+
+
+def _fast_bools(sp: _Spans, cs: np.ndarray, ce: np.ndarray) -> np.ndarray:
+    """true/false (any case) and 1/0, vectorised."""
+    lens = ce - cs
+    if not len(cs):
+        return np.zeros(0, dtype=bool)
+    low = _grid(sp, cs, lens, 5)[:, :5] | 0x20
+    true = ((lens == 4) & (low[:, 0] == 116) & (low[:, 1] == 114) & (low[:, 2] == 117) & (low[:, 3] == 101)) \
+        | ((lens == 1) & (low[:, 0] == 49))
+    false = ((lens == 5) & (low[:, 0] == 102) & (low[:, 1] == 97) & (low[:, 2] == 108) & (low[:, 3] == 115)
+             & (low[:, 4] == 101)) | ((lens == 1) & (low[:, 0] == 48))
+    if not (true | false).all():
+        raise _NoFastPath
+    return true
+
+
+def _fast_datetimes(sp: _Spans, cs: np.ndarray, ce: np.ndarray, miss: np.ndarray) -> Any:
+    """ISO 8601 text without offsets, one length for all: numpy parses it from bytes."""
+    lens = ce - cs
+    keep = ~miss
+    if keep.any() and (lens[keep] == lens[keep][0]).all() and int(lens[keep][0]) in (10, 16, 19, 23, 26, 29):
+        width = int(lens[keep][0])
+        fixed = np.ascontiguousarray(_grid(sp, cs[keep], lens[keep], width)[:, :width]).view(f"S{width}").ravel()
+        unit = {10: "D", 16: "m", 19: "s", 23: "ms", 26: "us", 29: "ns"}[width]
+        if width >= 19 and not (fixed.view(np.uint8).reshape(-1, width)[:, 10] == ord("T")).all():
+            raise _NoFastPath
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                parsed = fixed.astype(f"datetime64[{unit}]")
+        except (ValueError, Warning):
+            raise _NoFastPath from None
+        unit = "ns" if unit == "ns" else "us"   # as pandas reads ISO text
+        out = np.full(len(cs), np.datetime64("NaT"), dtype=f"datetime64[{unit}]")
+        out[keep] = parsed
+        return out
+    return None
+
+
+def _fast_column(sp: _Spans, c: int, ctype: str | None, *, empty_is_missing: bool) -> Any:
+    """Read column *c* of *sp* as *ctype* (None: infer from the JSON); raises _NoFastPath."""
+    buf = sp.buf
+    s, e = sp.starts[c], sp.ends[c]
+    n = len(s)
+    is_str = sp.is_str[c] if sp.is_str is not None else np.ones(n, dtype=bool)
+    is_null = is_str & (e - s == 4) & (buf[s + 1] == 0) & (buf[s + 2] == 0)   # null, see _Scanner
+    if is_null.any():
+        is_str = is_str & ~is_null
+    literal = ~is_str & ~is_null
+    if literal.any():
+        cs, ce = np.where(is_str, s + 1, s), np.where(is_str, e - 1, e)
+    else:
+        cs, ce = s + 1, e - 1
+    empty = is_str & (ce == cs)
+    escaped = None
+    if len(sp.backslashes):
+        escaped = np.searchsorted(sp.backslashes, ce) > np.searchsorted(sp.backslashes, cs)
+
+    if ctype is None:   # request values without a schema: the JSON kinds decide
+        if is_str.any():
+            if literal.any():
+                raise _NoFastPath
+            ctype = "String"
+        elif literal.any():
+            text = _gather(sp, cs[literal], ce[literal], b",")
+            if _FLOAT_CHARS[np.frombuffer(text, np.uint8)].all():
+                ctype = "Double" if any(ch in text for ch in b".eE") else "Int64"
+            else:
+                ctype = "Boolean"
+        else:
+            ctype = "String"
+
+    if ctype in ("Int32", "Int64", "Double", "Single", "Numeric", "Boolean"):
+        miss = is_null | empty
+        keep = ~miss
+        if escaped is not None and escaped[keep].any():
+            raise _NoFastPath
+        if ctype == "Boolean":
+            return _bools_column(_fast_bools(sp, cs[keep], ce[keep]), miss)
+        text = _gather(sp, cs[keep], ce[keep], b",")
+        allowed = _INT_CHARS if ctype in ("Int32", "Int64") else _FLOAT_CHARS
+        if not allowed[np.frombuffer(text, np.uint8)].all():
+            raise _NoFastPath
+        numbers = _json_array(text)
+        if ctype in ("Int32", "Int64"):
+            try:
+                ints = np.array(numbers, dtype=np.int64) if numbers else np.zeros(0, np.int64)
+            except OverflowError:
+                raise _NoFastPath from None
+            if ctype == "Int32" and len(ints) and (ints.min() < -2**31 or ints.max() >= 2**31):
+                raise _NoFastPath
+            return _ints_column(ints, miss, ctype)
+        return _floats_column(np.array(numbers, dtype=np.float64), miss, ctype)
+
+    # String and DateTime: JSON strings (or null) only
+    if literal[~is_null].any():
+        raise _NoFastPath
+    miss = is_null | empty if (empty_is_missing or ctype == "DateTime") else is_null
+    keep = ~miss
+    if ctype == "DateTime" and (escaped is None or not escaped[keep].any()):
+        parsed = _fast_datetimes(sp, cs, ce, miss)
+        if parsed is not None:
+            return parsed
+    n_keep = int(keep.sum())
+    try:
+        texts = _gather(sp, cs[keep], ce[keep], b"\n").decode("utf-8").split("\n") if n_keep else []
+    except UnicodeDecodeError:
+        raise _NoFastPath from None
+    if len(texts) != n_keep:
+        raise _NoFastPath
+    if escaped is not None and escaped[keep].any():
+        data = sp.data
+        rows = np.flatnonzero(keep)
+        for k in np.flatnonzero(escaped[keep]).tolist():
+            row = int(rows[k])
+            try:
+                texts[k] = loads(data[int(cs[row]) - 1:int(ce[row]) + 1])
+            except PayloadError:
+                raise _NoFastPath from None
+    arr = np.empty(n, dtype=object)
+    arr[keep] = texts
+    if ctype == "DateTime":
+        try:
+            return _parse_datetimes(arr, miss, "", "")
+        except PayloadError:
+            raise _NoFastPath from None
+    return _strings_column(arr)
+
+
+def _read_spans(sp: _Spans, names: list[str], ctypes: list[str | None], label: str,
+                empty_is_missing: bool) -> pd.DataFrame:
+    nrows, width = sp.shape
+    if nrows == 0:
+        return read_values(names, [t or "String" for t in ctypes], [], label=label)
+    if width != len(names):
+        raise _NoFastPath
+    data = {name: _fast_column(sp, i, ctypes[i], empty_is_missing=empty_is_missing)
+            for i, name in enumerate(names)}
+    return _frame(data, names, nrows)
+
+
+def _sections(obj: Any, key: str) -> Mapping[str, Any]:
+    if not isinstance(obj, Mapping) or key not in obj:
+        found = sorted(obj)[:5] if isinstance(obj, Mapping) else type(obj).__name__
+        raise PayloadError(f"expected a JSON object with {key!r}, got {found}")
+    section = obj[key]
     if not isinstance(section, Mapping) or not section:
         raise PayloadError(f"{key!r} must be a non-empty object of name -> table")
     return section
 
 
 def _read_table(name: str, table: Any, kind: str, format: str | None, types_by_col: dict[str, str] | None,
-                column_types_given: Sequence[str] | None = None) -> pd.DataFrame:
+                empty_is_missing: bool, spans: dict[str, _Spans] | None) -> pd.DataFrame:
     label = f"{kind} {name!r}"
     if isinstance(table, list):  # swagger records
         if format == "classic":
-            raise PayloadError(f"{label}: expected classic ColumnNames/Values, got swagger records")
-        return _read_records(table, label, types_by_col)
-    if isinstance(table, Mapping):
-        if format == "swagger":
-            raise PayloadError(f"{label}: expected swagger records, got a classic table")
-        if "Values" not in table:
-            raise PayloadError(f"{label}: no 'Values' in the table")
-        values = table["Values"]
-        names = table.get("ColumnNames")
-        ctypes = table.get("ColumnTypes", column_types_given)
-        if names is None:
-            if types_by_col is not None:
-                names = list(types_by_col)
-            else:
-                width = len(values[0]) if values else 0
-                names = [f"Col{i + 1}" for i in range(width)]
-        if ctypes is None and types_by_col is not None:
-            ctypes = [types_by_col.get(str(n), "String") for n in names]
-        if not isinstance(names, list):
-            raise PayloadError(f"{label}: ColumnNames must be a list")
-        return read_values(names, ctypes, values, label=label)
-    raise PayloadError(f"{label}: expected a table or a list of records, got {type(table).__name__}")
+            raise PayloadError(f"{label}: expected a classic ColumnNames/Values table, got swagger records")
+        return _read_records(table, label, types_by_col, empty_is_missing)
+    if not isinstance(table, Mapping):
+        raise PayloadError(f"{label}: expected a table or a list of records, got {type(table).__name__}")
+    if format == "swagger":
+        raise PayloadError(f"{label}: expected swagger records, got a classic table")
+    if "Values" not in table:
+        raise PayloadError(f"{label}: the table has no 'Values'")
+    values = table["Values"]
+    sp = spans.get(values) if spans is not None and isinstance(values, str) else None
+    if sp is None and spans is not None and isinstance(values, str) and values.startswith("\x00azml_nb:"):
+        raise _NoFastPath
+    names = table.get("ColumnNames")
+    ctypes = table.get("ColumnTypes")
+    if names is None:
+        if types_by_col is not None:
+            names = list(types_by_col)
+        else:
+            width = sp.shape[1] if sp is not None else \
+                (len(values[0]) if isinstance(values, list) and values and isinstance(values[0], list) else 0)
+            names = [f"Col{i + 1}" for i in range(width)]
+    names = _column_list(names, label)
+    if ctypes is None and types_by_col is not None:
+        ctypes = [types_by_col.get(n, "String") for n in names]
+    if sp is not None:
+        return _read_spans(sp, names, _types_for(names, ctypes, label), label, empty_is_missing)
+    return read_values(names, ctypes, values, label=label, empty_is_missing=empty_is_missing)
 
 
-def _read_records(records: list, label: str, types_by_col: dict[str, str] | None) -> pd.DataFrame:
+def _read_records(records: list, label: str, types_by_col: dict[str, str] | None,
+                  empty_is_missing: bool) -> pd.DataFrame:
     names: dict[str, None] = dict.fromkeys(types_by_col) if types_by_col else {}
     for row, rec in enumerate(records):
         if not isinstance(rec, Mapping):
             raise PayloadError(f"{label}: record {row} is a {type(rec).__name__}, expected an object", row=row)
-        if row == 0 or len(rec) != len(names) or not rec.keys() <= names.keys():
+        if len(rec) != len(names) or not rec.keys() <= names.keys():
             names.update(dict.fromkeys(rec))
     cols = list(names)
     values = [[rec.get(c) for c in cols] for rec in records]
     ctypes = [types_by_col.get(c, "String") for c in cols] if types_by_col else None
-    return read_values(cols, ctypes, values, label=label)
+    return read_values(cols, ctypes, values, label=label, empty_is_missing=empty_is_missing)
+
+
+def _decode(body: Any, key: str, kind: str, *, schema: Mapping[str, Any] | None, format: str | None,
+            empty_is_missing: bool) -> pd.DataFrame | dict[str, pd.DataFrame]:
+    if isinstance(body, (bytes, bytearray, memoryview, str)):
+        data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        fast = _scan(data)
+        if fast is not None:
+            try:
+                skeleton = loads(fast[0])
+                return _read_sections(skeleton, key, kind, schema, format, empty_is_missing, fast[1])
+            except (_NoFastPath, PayloadError):
+                log.debug("vectorised reader declined; reading %d bytes the plain way", len(data))
+        with _no_gc():
+            body = loads(data)
+    return _read_sections(body, key, kind, schema, format, empty_is_missing, None)
+
+
+def _read_sections(obj: Any, key: str, kind: str, schema: Mapping[str, Any] | None, format: str | None,
+                   empty_is_missing: bool, spans: dict[str, _Spans] | None) -> Any:
+    out = {}
+    for name, table in _sections(obj, key).items():
+        types = schema_types(schema, name) if schema is not None else None
+        if key == "Results" and isinstance(table, Mapping) and isinstance(table.get("value"), Mapping):
+            if table.get("type") not in (None, "table", "DataTable"):
+                log.warning("output %r has type %r; reading it as a table", name, table.get("type"))
+            table = table["value"]
+        out[name] = _read_table(name, table, kind, format, types, empty_is_missing, spans)
+    return out if len(out) > 1 else next(iter(out.values()))
 
 
 def from_payload(payload: Any, *, format: str | None = None,
@@ -876,32 +1406,34 @@ def from_payload(payload: Any, *, format: str | None = None,
     ----------
     payload : dict, bytes or str
         ``{"Inputs": {...}, "GlobalParameters": {...}}`` in classic or swagger format.
+        Pass the raw bytes when you have them: large bodies are then read column by column
+        without building a Python list per row.
     format : {"classic", "swagger"}, optional
         Insist on one format; by default each input's shape says which.
     schema : mapping, optional
         The service's swagger.json (or its ``definitions``): each input is read against
-        ``{input}Item``'s types, so strings such as ``"5"`` become numbers; a value that
-        does not parse raises :class:`PayloadError` naming the column and row. Without a
-        schema, JSON numbers and booleans become numeric and boolean columns and strings
-        stay strings.
+        ``{input}Item``'s types, so strings such as ``"5"`` become numbers, and a value that
+        does not parse raises :class:`PayloadError` naming the column and row (a server
+        answers that with 400 InputParseError). Without a schema, columns of JSON numbers
+        become int64/float64 (nullable ``Int64`` with gaps), booleans bool, and anything
+        else stays text.
 
     Returns
     -------
     DataFrame, or a dict of name -> DataFrame when there are several inputs.
-    ``GlobalParameters`` is left in the body for the caller.
+    ``GlobalParameters`` is not read here: take it from the body.
 
-    >>> from_payload({"Inputs": {"input1": {"ColumnNames": ["n"], "Values": [[1], [None]]}}})["n"].dtype
-    Int64Dtype()
+    Examples
+    --------
+    >>> body = to_payload(pd.DataFrame({"n": [1, None], "t": ["a", "b"]}).astype({"n": "Int64"}))
+    >>> body["Inputs"]["input1"]["Values"]
+    [[1, 'a'], [None, 'b']]
+    >>> from_payload(body).dtypes.astype(str).tolist()
+    ['Int64', 'str']
     """
     if format is not None:
         _check_format(format)
-    body = _as_obj(payload, "request")
-    inputs = _inputs_of(body, "Inputs")
-    out = {}
-    for name, table in inputs.items():
-        types = schema_types(schema, name) if schema is not None else None
-        out[name] = _read_table(name, table, "input", format, types)
-    return out if len(out) > 1 else next(iter(out.values()))
+    return _decode(payload, "Inputs", "input", schema=schema, format=format, empty_is_missing=False)
 
 
 def from_response(body: Any, *, schema: Mapping[str, Any] | None = None) -> pd.DataFrame | dict[str, pd.DataFrame]:
@@ -911,36 +1443,36 @@ def from_response(body: Any, *, schema: Mapping[str, Any] | None = None) -> pd.D
     ----------
     body : bytes, str or dict
         ``{"Results": {"output1": {"type": "table" | "DataTable", "value": {...}}}}`` or the
-        swagger form ``{"Results": {"output1": [{...}, ...]}}``.
+        swagger form ``{"Results": {"output1": [{...}, ...]}}``. Pass the raw bytes when you
+        have them: large bodies are then read column by column.
     schema : mapping, optional
         The service's swagger.json (or its ``definitions``). Used when a response has no
         ``ColumnTypes`` or no ``ColumnNames`` (``output1Item`` gives the names and types),
         and for swagger-format responses. Without either, columns are named ``Col1..ColN``
         and kept as strings.
 
-    Every value may be a string; ``ColumnTypes`` says how to read it: Int32/Int64 (nullable
-    ``Int32``/``Int64`` when there are gaps), Double/Numeric (float64), Single (float32),
-    Boolean (nullable ``boolean`` with gaps), DateTime, String. Empty strings and nulls are
-    missing values; unknown type names are read as strings with a warning.
+    Every value may be a string; ``ColumnTypes`` says how to read it: Int32/Int64 as
+    int32/int64 (nullable ``Int32``/``Int64`` when there are gaps), Double/Numeric as
+    float64, Single as float32, Boolean as bool (nullable ``boolean`` with gaps), DateTime
+    as datetime64 (a UTC offset is kept; mixed offsets become UTC), String as text. Empty
+    strings and nulls are missing values; unknown type names are read as text with a warning.
 
     Returns
     -------
     DataFrame, or a dict of name -> DataFrame when there are several outputs.
 
-    >>> body = {"Results": {"output1": {"type": "table", "value": {"ColumnNames": ["n"],
-    ...     "ColumnTypes": ["Int32"], "Values": [["1"], ["2"]]}}}}
-    >>> from_response(body)["n"].tolist()
-    [1, 2]
+    Raises
+    ------
+    PayloadError
+        Invalid JSON, ragged rows, a ColumnNames/Values width mismatch, or a value that does
+        not parse as its ColumnType (the message names the column and the first bad row).
+
+    Examples
+    --------
+    >>> body = {"Results": {"output1": {"type": "table", "value": {"ColumnNames": ["n", "x"],
+    ...     "ColumnTypes": ["Int32", "Double"], "Values": [["1", "0.5"], ["", "2"]]}}}}
+    >>> df = from_response(body)
+    >>> df.dtypes.astype(str).tolist(), df["n"].tolist()
+    (['Int32', 'float64'], [1, <NA>])
     """
-    obj = _as_obj(body, "response")
-    results = _inputs_of(obj, "Results")
-    out = {}
-    for name, table in results.items():
-        types = schema_types(schema, name) if schema is not None else None
-        if isinstance(table, Mapping) and "value" in table and isinstance(table["value"], Mapping):
-            kind = table.get("type")
-            if kind not in (None, "table", "DataTable"):
-                log.warning("output %r has type %r, read as a table", name, kind)
-            table = table["value"]
-        out[name] = _read_table(name, table, "output", None, types)
-    return out if len(out) > 1 else next(iter(out.values()))
+    return _decode(body, "Results", "output", schema=schema, format=None, empty_is_missing=True)
