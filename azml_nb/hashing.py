@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -98,8 +99,11 @@ def _hash_unique(tokens: Sequence[str]) -> np.ndarray:
     return np.fromiter(map(token_hash, tokens), dtype=np.uint32, count=len(tokens))
 
 
-def _tokenize(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Return (token hash per token, token count per text) for a sequence of texts or None."""
+def _tokenize_python(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Reference tokenizer: (token hash per token, token count per text), via str.split.
+
+    Kept as the plain statement of what :func:`_tokenize` computes; the tests compare them.
+    """
     split = [t.split() if t is not None else () for t in texts]
     lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
     flat = list(itertools.chain.from_iterable(split))
@@ -107,6 +111,122 @@ def _tokenize(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, np.uint32), lengths
     codes, uniques = pd.factorize(np.array(flat, dtype=object))
     return _hash_unique(uniques)[codes], lengths
+
+
+# Every character for which str.isspace() is true, i.e. what str.split() splits on.
+# The ASCII ones are bytes in UTF-8; the others are mapped to " " before encoding.
+_ASCII_SPACES = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
+_OTHER_SPACES = ("\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+                 "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+_OTHER_SPACES_RE = re.compile(f"[{_OTHER_SPACES}]")
+_TO_SPACE = str.maketrans(dict.fromkeys(_OTHER_SPACES, " "))
+_IS_SPACE_BYTE = np.zeros(256, dtype=bool)
+_IS_SPACE_BYTE[[ord(c) for c in _ASCII_SPACES]] = True
+_IS_DIGIT_BYTE = np.zeros(256, dtype=bool)
+_IS_DIGIT_BYTE[ord("0"):ord("9") + 1] = True
+
+
+def _rotl(x: np.ndarray, r: int) -> np.ndarray:
+    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+
+
+def _murmur3_32(words: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """MurmurHash3_x86_32, seed 0, of many byte strings at once.
+
+    *words* is a uint32 view of the (padded) buffer at every byte offset, so ``words[p]`` is
+    the little-endian 4-byte word starting at byte ``p``; the strings are
+    ``buffer[starts[i]:starts[i] + lengths[i]]``.
+    """
+    c1, c2 = np.uint32(0xCC9E2D51), np.uint32(0x1B873593)
+    h = np.zeros(len(starts), dtype=np.uint32)
+    nblocks = lengths >> 2
+    active = np.flatnonzero(nblocks)
+    j = 0
+    while len(active):
+        k = words[starts[active] + 4 * j]
+        k *= c1
+        k = _rotl(k, 15)
+        k *= c2
+        hj = h[active] ^ k
+        hj = _rotl(hj, 13)
+        h[active] = hj * np.uint32(5) + np.uint32(0xE6546B64)
+        j += 1
+        active = active[nblocks[active] > j]
+    rest = (lengths & 3).astype(np.uint32)
+    tail = np.flatnonzero(rest)
+    if len(tail):
+        k = words[starts[tail] + 4 * nblocks[tail]]
+        k &= (np.uint32(1) << (np.uint32(8) * rest[tail])) - np.uint32(1)
+        k *= c1
+        k = _rotl(k, 15)
+        k *= c2
+        h[tail] ^= k
+    h ^= lengths.astype(np.uint32)
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+    return h
+
+
+def _tokenize(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Return (token hash per token, token count per text) for a sequence of texts or None.
+
+    Vectorised over the UTF-8 bytes of all the texts: no Python object per token. Gives
+    exactly what :func:`_tokenize_python` gives (``str.split`` then :func:`token_hash`).
+    """
+    n = len(texts)
+    if n == 0:
+        return np.zeros(0, np.uint32), np.zeros(0, np.int64)
+    texts = ["" if t is None else t for t in texts]
+    joined = "\n".join(texts)                      # "\n" keeps tokens of two texts apart
+    if not joined.isascii() and _OTHER_SPACES_RE.search(joined):
+        texts = [t.translate(_TO_SPACE) for t in texts]
+        joined = "\n".join(texts)
+    data = joined.encode("utf-8", "surrogatepass")
+    if len(data) == len(joined):                  # ASCII: a character is a byte
+        text_bytes = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+    else:
+        text_bytes = np.fromiter((len(t.encode("utf-8", "surrogatepass")) for t in texts),
+                                 dtype=np.int64, count=n)
+    row_starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(text_bytes[:-1] + 1, out=row_starts[1:])
+
+    buf = np.frombuffer(data, dtype=np.uint8)
+    in_token = np.empty(len(buf) + 2, dtype=np.int8)  # 0-padded on both sides
+    in_token[0] = in_token[-1] = 0
+    np.logical_not(_IS_SPACE_BYTE[buf], out=in_token[1:-1].view(bool))
+    edges = np.diff(in_token)
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    del in_token, edges
+    lengths = ends - starts
+    first_token = np.searchsorted(starts, row_starts)      # index of each text's first token
+    tokens_per_text = np.diff(first_token, append=len(starts)).astype(np.int64)
+
+    padded = data + b"\0\0\0\0"
+    words = np.ndarray(shape=(len(data) + 1,), dtype="<u4", buffer=padded, strides=(1,))
+    hashes = _murmur3_32(words, starts, lengths)
+
+    # tokens of ASCII digits only hash to their value modulo 2**32 (Horner's rule, wrapping)
+    digit = _IS_DIGIT_BYTE[buf]
+    cand = np.flatnonzero(digit[starts])
+    if len(cand):
+        value = np.zeros(len(cand), dtype=np.uint32)
+        alive = np.arange(len(cand))              # candidates still all digits so far
+        j = 0
+        while len(alive):
+            done = lengths[cand[alive]] <= j
+            if done.any():
+                hashes[cand[alive[done]]] = value[alive[done]]
+                alive = alive[~done]
+            pos = starts[cand[alive]] + j
+            is_digit = digit[pos]
+            alive, pos = alive[is_digit], pos[is_digit]
+            value[alive] = value[alive] * np.uint32(10) + (buf[pos] - 48).astype(np.uint32)
+            j += 1
+    return hashes, tokens_per_text
 
 
 def _counts(hashes: np.ndarray, lengths: np.ndarray, bitsize: int,

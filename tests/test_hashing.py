@@ -184,3 +184,48 @@ def test_empty_frame():
     df = pd.DataFrame({"Col2": pd.Series([], dtype=object)})
     out = az.feature_hashing(df, "Col2", bitsize=2)
     assert out.shape == (0, 5)
+
+
+# --- the vectorised tokenizer against the plain one --------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_PIECES = st.sampled_from(
+    [" ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u1680",
+     "\u2003", "\u2028", "\u3000", "\u200b", "0", "7", "42", "007", "4294967296",
+     "18446744073709551617", "a", "ab", "abc", "abcd", "abcde", "Éé", "漢字", "😀", "\ud800",
+     "x1", "1x", "١٢", "²", ":", "|", "\x00"])
+_TEXTS = st.lists(st.one_of(st.none(), st.text(max_size=30),
+                            st.lists(_PIECES, max_size=25).map("".join)), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXTS)
+def test_vectorised_tokenizer_equals_str_split(texts):
+    fast_hashes, fast_lengths = hashing._tokenize(texts)
+    ref_hashes, ref_lengths = hashing._tokenize_python(texts)
+    assert fast_lengths.tolist() == ref_lengths.tolist()
+    assert fast_hashes.tolist() == ref_hashes.tolist()
+
+
+def test_vectorised_tokenizer_on_a_corpus():
+    texts = az.datasets.synthetic_reviews(3000, seed=11)["Col2"].tolist()
+    texts += ["x" * n for n in range(0, 70)] + ["9" * n for n in range(1, 70)]
+    fast, ref = hashing._tokenize(texts), hashing._tokenize_python(texts)
+    assert np.array_equal(fast[0], ref[0]) and np.array_equal(fast[1], ref[1])
+
+
+def test_murmur3_known_vectors():
+    # reference values of MurmurHash3_x86_32 with seed 0 (SMHasher / mmh3)
+    texts = ["a", "ab", "abc", "abcd", "Hello, world!", "The quick brown fox jumps over the lazy dog"]
+    hashes, _ = hashing._tokenize([t.replace(" ", "_") for t in texts])
+    assert hashes.tolist() == [mmh3.hash(t.replace(" ", "_"), 0, signed=False) for t in texts]
+    assert mmh3.hash("abc", 0, signed=False) == 0xB3DD93FA
+
+
+def test_docstring_examples():
+    import doctest
+    from azml_nb import datasets
+    for module in (hashing, datasets):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
