@@ -81,7 +81,8 @@ def execute(path: str | Path, *, parameters: Mapping[str, Any] | None = None,
     Raises
     ------
     nbclient.exceptions.CellExecutionError
-        A cell raised; the message names the cell and shows the traceback.
+        A cell raised; the message names the cell and shows the traceback. The exception's
+        ``notebook`` attribute holds the notebook as far as it ran.
     """
     from nbclient import NotebookClient
 
@@ -93,7 +94,11 @@ def execute(path: str | Path, *, parameters: Mapping[str, Any] | None = None,
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
                             resources={"metadata": {"path": str(cwd or path.parent)}})
     log.info("executing %s", path.name)
-    client.execute(env=kernel_env)
+    try:
+        client.execute(env=kernel_env)
+    except Exception as err:
+        err.notebook = nb           # the cells run so far, with the failing one's traceback
+        raise
     return nb
 
 

@@ -182,15 +182,78 @@ def pictures_demo(out: Path, *, stack=None) -> list[Path]:
     return written
 
 
+def notebooks_demo(out: Path, *, stack, paths=None) -> list[dict]:
+    """Execute every workshop notebook against the running offline *stack*.
+
+    Each notebook runs headless (nbclient) with the stack's details as ``AZML_*`` variables,
+    the way ``make lab`` and Binder run them. Writes ``out/notebooks/NN_*.html`` (the
+    executed notebook) and ``out/plots/NN_*-K.png`` (each picture it drew); returns one
+    summary dict per notebook (name, ok, seconds, cells, plots, html, error). *paths* picks
+    the notebooks (default: every ``notebooks/NN_*.ipynb``).
+    """
+    from . import _notebooks
+
+    out = Path(out)
+    pages, pictures = out / "notebooks", out / "plots"
+    pages.mkdir(parents=True, exist_ok=True)
+    env = _notebooks.stack_env(stack.info())
+    # notebook 04 writes its APIM export; keep it inside the output folder
+    parameters = {"04_api_management.ipynb": {"export_dir": str((out / "apim").resolve())}}
+    summary = []
+    for path in map(Path, paths if paths is not None else _notebooks.notebook_paths()):
+        step(f"Notebook {path.name}")
+        started = time.monotonic()
+        error = None
+        try:
+            nb = _notebooks.execute(path, env=env, parameters=parameters.get(path.name),
+                                    cwd=out, timeout=600)
+        except Exception as err:  # report it, keep going with the next notebook
+            nb = getattr(err, "notebook", None)
+            error = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        seconds = time.monotonic() - started
+        html = plots = None
+        if nb is not None:
+            html = pages / f"{path.stem}.html"
+            html.write_text(_notebooks.to_html(nb), encoding="utf-8")
+            plots = _notebooks.save_images(nb, pictures, path.stem)
+        cells = sum(1 for c in nb.cells if c.cell_type == "code") if nb is not None else 0
+        print(f"  {'ran' if error is None else 'FAILED'} in {seconds:.1f} s: {cells} code cells, "
+              f"{len(plots or [])} pictures -> {html}" + (f"\n  error: {error}" if error else ""))
+        summary.append({"name": path.name, "ok": error is None, "seconds": seconds, "cells": cells,
+                        "plots": len(plots or []), "html": html, "error": error})
+    return summary
+
+
+def _print_summary(summary: list[dict], out: Path) -> None:
+    step("Summary")
+    width = max(len(s["name"]) for s in summary) if summary else 10
+    for s in summary:
+        print(f"  {s['name']:<{width}}  {'ok    ' if s['ok'] else 'FAILED'}  {s['seconds']:6.1f} s  "
+              f"{s['plots']:2d} pictures  {s['html'] or ''}")
+    print(f"\n  Open {out.resolve() / 'notebooks'} in a browser for the executed notebooks; "
+          f"pictures are in {out.resolve() / 'plots'} and {out.resolve() / 'pictures'}.")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m azml_nb.demo", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("out"), help="folder for pictures and notebooks")
+    parser.add_argument("--no-notebooks", action="store_true",
+                        help="skip executing the notebooks (the terminal walkthrough only)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     payload_demo()
-    stack_demo()
-    pictures_demo(args.out / "pictures")
-    return 0
+    from .local import start
+
+    step("Offline stack: Azurite, the local web-service host and the APIM-style gateway")
+    with start() as stack:
+        info = stack.info()
+        print(f"  web services at {info['base_url']}, gateway at {info.get('gateway_url')}")
+        stack_demo(stack)
+        pictures_demo(args.out / "pictures", stack=stack)
+        summary = [] if args.no_notebooks else notebooks_demo(args.out, stack=stack)
+    if summary:
+        _print_summary(summary, args.out)
+    return 0 if all(s["ok"] for s in summary) else 1
 
 
 if __name__ == "__main__":

@@ -118,3 +118,25 @@ def test_notebook_02_starts_its_own_stack_when_nothing_is_configured(tmp_path, m
     nb = _notebooks.execute(PATHS["02_publish_and_score.ipynb"], cwd=tmp_path, timeout=240)
     assert not _errors(nb)
     assert "1 1 2 2 0 2 0 1" in _outputs(nb)
+
+
+@pytest.mark.integration
+def test_make_demo_writes_executed_notebooks_and_pictures(tmp_path, local_stack, capsys):
+    from azml_nb.demo import notebooks_demo
+
+    broken = nbformat.v4.new_notebook()
+    broken.cells = [nbformat.v4.new_markdown_cell("# broken"), nbformat.v4.new_code_cell("1 / 0")]
+    broken_path = tmp_path / "99_broken.ipynb"
+    nbformat.write(broken, broken_path)
+
+    out = tmp_path / "out"
+    summary = notebooks_demo(out, stack=local_stack, paths=[PATHS[NAMES[0]], broken_path])
+    first, second = summary
+    assert first["ok"] and first["error"] is None and first["plots"] >= 1
+    page = (out / "notebooks" / "01_feature_hashing.html").read_text(encoding="utf-8")
+    assert "1 1 2 2 0 2 0 1" in page and "<html" in page
+    assert sorted(p.name for p in (out / "plots").iterdir())[0] == "01_feature_hashing-1.png"
+    assert (out / "plots" / "01_feature_hashing-1.png").read_bytes()[:4] == b"\x89PNG"
+    assert not second["ok"] and "ZeroDivisionError" in second["error"]
+    assert "ZeroDivisionError" in (out / "notebooks" / "99_broken.html").read_text(encoding="utf-8")
+    assert "FAILED" in capsys.readouterr().out
