@@ -121,9 +121,12 @@ def show(out: w.Output, html_text: str, plain: str) -> None:
 def show_frame(out: w.Output, frame, *, title: str = "", max_rows: int = 20, max_cols: int = 40) -> None:
     """Show a DataFrame as a table (the first *max_rows* rows, at most *max_cols* columns,
     long texts cut to 60 characters)."""
-    head = frame.head(max_rows)
-    with pd.option_context("display.max_colwidth", 60):
-        table, text_ = head.to_html(border=0, max_cols=max_cols), head.to_string(max_cols=max_cols)
+    head = frame.head(max_rows).copy()
+    for column in head.columns:                 # display only: cut long texts
+        if head[column].dtype == object or pd.api.types.is_string_dtype(head[column]):
+            head[column] = head[column].map(
+                lambda v: v[:59] + "\u2026" if isinstance(v, str) and len(v) > 60 else v)
+    table, text_ = head.to_html(border=0, max_cols=max_cols), head.to_string(max_cols=max_cols)
     more = f" (first {max_rows} of {len(frame)} rows)" if len(frame) > max_rows else ""
     caption = f"<b>{html.escape(title)}</b>{html.escape(more)}" if title else html.escape(more)
     show(out, f"<div>{caption}</div>{table}", f"{title}{more}\n{text_}")

@@ -127,7 +127,7 @@ class CredentialsForm(w.VBox):
         self.storage_container = text("Container", placeholder="container name (for batch jobs)")
         self.test_button = w.Button(description="Test connection", icon="plug",
                                     tooltip="fetch the service's swagger.json and score its example",
-                                    layout=w.Layout(margin=f"6px 0 2px {LABEL_WIDTH}", width="auto"))
+                                    layout=w.Layout(margin=f"6px 0 2px {LABEL_WIDTH}", width="14em"))
         self.output = w.Output()
 
         self._messages = {name: w.HTML() for name in (

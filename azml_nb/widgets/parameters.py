@@ -13,7 +13,7 @@ log = logging.getLogger("azml_nb.widgets")
 __all__ = ["ParametersForm", "global_parameters_schema"]
 
 _STYLE = {"description_width": "16em"}
-_WIDTH = "32em"
+_WIDTH = "38em"
 
 
 def global_parameters_schema(swagger: Mapping[str, Any]) -> dict[str, dict]:

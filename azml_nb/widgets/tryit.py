@@ -210,9 +210,9 @@ class TryIt(w.VBox):
         has_body = op.method in ("POST", "PUT", "PATCH")
         self.body.disabled = not has_body
         if op.operation_id == "rrs-execute":
-            self.body.value = json.dumps(_RRS_BODY, indent=2)
+            self.body.value = pretty_json(_RRS_BODY)
         elif op.operation_id == "bes-submit":
-            self.body.value = json.dumps(_bes_body(self.container), indent=2)
+            self.body.value = pretty_json(_bes_body(self.container))
         else:
             self.body.value = ""
         self._check()
