@@ -4,7 +4,6 @@ Output shows, the disabled state while a call runs, and how errors read.
 """
 from __future__ import annotations
 
-import io
 import time
 
 import pandas as pd
