@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import quote
 
 import pandas as pd
@@ -450,8 +450,11 @@ class WebService:
                                              timeout=timeout or self.timeout)
             except _TRANSPORT_ERRORS as err:  # refused, reset, cut off mid-answer, timed out
                 kind = "Timeout" if isinstance(err, requests.Timeout) else "ConnectionError"
+                reason = str(err.args[0] if err.args else err)
+                reason = reason.rsplit(": ", 1)[-1].strip("()'\" ")[:160]  # urllib3 nests; keep the end
                 error: ServiceError = ServiceError(
-                    redact(f"{what} to {shown_url} failed: {type(err).__name__}", hide), code=kind)
+                    redact(f"{what} to {shown_url} failed: {type(err).__name__} ({reason})", hide),
+                    code=kind)
                 cause = _safe_cause(err, hide)
             except requests.RequestException as err:  # invalid URL, too many redirects, ...
                 raise ServiceError(redact(f"{what} to {shown_url} failed: {err}", hide),
@@ -795,7 +798,7 @@ def _load_info(info: Mapping[str, Any] | str | os.PathLike) -> dict:
                 return value
     try:
         value = json.loads(text)
-    except ValueError as err:
+    except ValueError:  # the text holds keys: do not chain a decoder error quoting it
         raise ConfigurationError(f"service info in {source} is not a JSON object") from None
     if not isinstance(value, dict):
         raise ConfigurationError(f"service info in {source} is not a JSON object")
