@@ -134,6 +134,9 @@ def _lab_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8888, help="JupyterLab's port (default: %(default)s)")
     p.add_argument("--ip", default="127.0.0.1", help="JupyterLab's address (default: %(default)s)")
     p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    p.add_argument("--no-stack", action="store_true",
+                   help="do not start the offline stack; the notebooks use the AZML_* variables "
+                        "already set (a real service) or start a stack of their own")
     p.add_argument("lab_args", nargs=argparse.REMAINDER, metavar="-- LAB_OPTIONS",
                    help="further JupyterLab options, after --")
     p.set_defaults(func=_cmd_lab)
@@ -154,16 +157,21 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     root = Path(args.notebooks) if args.notebooks else _notebooks.NOTEBOOKS_DIR
     extra = [a for a in args.lab_args if a != "--"]
     state = Path(tempfile.mkdtemp(prefix="azml_nb-lab-"))
-    log.info("starting the offline stack")
-    stack = start()
+    stack = None
     try:
-        info = stack.info()
-        info_path = state / "stack.json"
-        info_path.write_text(json.dumps(info) + "\n", encoding="utf-8")
-        info_path.chmod(0o600)                         # it holds the stack's keys
-        env = dict(os.environ, **_notebooks.stack_env(info), AZML_STACK_INFO=str(info_path))
-        log.info("offline stack up: web services at %s; details in %s (AZML_STACK_INFO)",
-                 info["base_url"], info_path)
+        env = dict(os.environ)
+        if not args.no_stack:
+            # the offline stack's variables replace any AZML_* settings (AZML_REGION, ...)
+            env = {k: v for k, v in env.items() if not k.startswith("AZML_") or k.startswith("AZML_NB_")}
+            log.info("starting the offline stack")
+            stack = start()
+            info = stack.info()
+            info_path = state / "stack.json"
+            info_path.write_text(json.dumps(info) + "\n", encoding="utf-8")
+            info_path.chmod(0o600)                     # it holds the stack's keys
+            env.update(_notebooks.stack_env(info), AZML_STACK_INFO=str(info_path))
+            log.info("offline stack up: web services at %s; details in %s (AZML_STACK_INFO)",
+                     info["base_url"], info_path)
         cmd = _notebooks.lab_command(root, port=args.port, ip=args.ip,
                                      open_browser=not args.no_browser, extra=extra)
         lab = subprocess.Popen(cmd, env=env)
@@ -175,8 +183,9 @@ def _cmd_lab(args: argparse.Namespace) -> int:
         finally:
             signal.signal(signal.SIGINT, previous)
     finally:
-        log.info("stopping the offline stack")
-        stack.stop()
+        if stack is not None:
+            log.info("stopping the offline stack")
+            stack.stop()
         shutil.rmtree(state, ignore_errors=True)
 
 
