@@ -17,7 +17,6 @@ pytestmark = pytest.mark.integration
 
 
 def test_no_key_in_repr_errors_logs_or_progress(local_stack, caplog, capsys):
-    seen: list[str] = []
     leak = {}
 
     def echo_key(df: pd.DataFrame) -> pd.DataFrame:   # a service whose error text holds its own key
@@ -29,6 +28,14 @@ def test_no_key_in_repr_errors_logs_or_progress(local_stack, caplog, capsys):
         name="Leaky", modules=[PythonScript(echo_key), FeatureHashing(["Col2"], bitsize=2)],
         input_schema={"Col2": "String"}, example=None))
     leak["key"] = published.api_key
+    try:
+        _scan(local_stack, published, caplog, capsys)
+    finally:
+        local_stack.host.unpublish(published)
+
+
+def _scan(local_stack, published, caplog, capsys) -> None:
+    seen: list[str] = []
     info = local_stack.info()
     account_key = parse_connection_string(info["storage_connection_string"])["AccountKey"]
     secrets = {"api key": info["api_key"], "leaky api key": published.api_key,
