@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
 
 import azml_nb as az
@@ -415,3 +417,31 @@ def test_collect_with_several_inputs_gives_back_what_to_retry():
     again = res.failed_input
     assert again["input1"]["Col1"].tolist() == [4, 5, 6, 7] and again["side"] is side
     assert res.output["Col1"].tolist() == [0, 1, 2, 3, 8, 9, 10, 11]
+
+
+def test_first_failure_stops_the_remaining_batches():
+    def first_fails(method, url, body, headers, n):
+        if url.endswith("swagger.json"):
+            return response(404, {})
+        if "text 0 words" in body.decode():
+            return response(400, {"error": {"code": "BadArgument", "message": "no"}})
+        time.sleep(0.01)
+        return doubling(method, url, body, headers, n)
+
+    svc, session = svc_with(first_fails, batch_size=5, max_workers=2)
+    with pytest.raises(errors.ServiceError, match="rows 0..4"):
+        svc.score(frame(200), progress=False)
+    assert len([c for c in session.calls if c[0] == "POST"]) < 10     # not all 40 batches
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.integers(0, 600), min_size=0, max_size=60),
+       limit=st.integers(1024, 6000), batch_size=st.integers(1, 50))
+def test_every_body_fits_and_every_row_comes_back_once(sizes, limit, batch_size):
+    df = pd.DataFrame({"Col1": np.arange(len(sizes)), "Col2": ["w" * k for k in sizes]})
+    svc, session = svc_with(doubling, batch_size=batch_size, max_workers=3)
+    out = svc.score(df, progress=False, max_request_bytes=limit, check_schema=False)
+    bodies = [c[2] for c in session.calls if c[0] == "POST"]
+    assert all(len(b) <= limit for b in bodies)
+    assert out["Twice"].tolist() == [2 * i for i in range(len(sizes))]
+    assert out.index.equals(df.index)
