@@ -229,9 +229,12 @@ def _tokenize(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
     return hashes, tokens_per_text
 
 
-def _counts(hashes: np.ndarray, lengths: np.ndarray, bitsize: int,
-            ngrams: int) -> sp.csr_matrix:
-    """CSR counts (int32, canonical) from the flat token hashes and the tokens per text.
+def _counts(hashes: np.ndarray, lengths: np.ndarray, bitsize: int, ngrams: int, *,
+            canonical: bool = True) -> sp.csr_matrix:
+    """CSR counts (int32) from the flat token hashes and the tokens per text.
+
+    With ``canonical=False`` duplicate buckets of a row stay separate entries (fine for
+    ``toarray()``, which adds them up, and it saves sorting each row).
 
     Features are laid out token by token: for token ``i`` its 1-gram, then the 2-gram
     starting at ``i``, ... up to ``ngrams``, skipping n-grams that run past the end of the
@@ -267,7 +270,8 @@ def _counts(hashes: np.ndarray, lengths: np.ndarray, bitsize: int,
         (np.ones(len(buckets), COUNT_DTYPE), buckets.astype(index_dtype),
          indptr.astype(index_dtype)),
         shape=(n_rows, size))
-    matrix.sum_duplicates()
+    if canonical:
+        matrix.sum_duplicates()     # else duplicates stay; toarray() adds them up anyway
     return matrix
 
 
@@ -348,7 +352,7 @@ def hash_texts(texts: Iterable[Any], bitsize: int = 10, ngrams: int = 2, *,
     if not sparse:
         _check_dense_bound(len(values), 1 << bitsize, max_dense_bytes, named=False)
     hashes, lengths = _tokenize(values)
-    matrix = _counts(hashes, lengths, bitsize, ngrams)
+    matrix = _counts(hashes, lengths, bitsize, ngrams, canonical=sparse)
     return matrix if sparse else matrix.toarray()
 
 
