@@ -239,8 +239,9 @@ class WebService:
         Most rows in one scoring request.
     max_request_bytes : int
         Largest encoded request body; batches are cut smaller to stay under it.
-    storage : BlobStorage, optional
-        Default blob container for :meth:`submit_batch`.
+    storage : BlobStorage or str, optional
+        Default blob container for :meth:`submit_batch` (a connection string means its
+        container ``azureml``).
 
     Examples
     --------
@@ -289,6 +290,10 @@ class WebService:
         self.max_workers = max_workers
         self.batch_size = batch_size
         self.max_request_bytes = max_request_bytes
+        if isinstance(storage, str):   # a connection string: the default container
+            from .storage import BlobStorage
+
+            storage = BlobStorage(storage, "azureml")
         self.storage = storage
         self._owns_session = session is None
         if session is None:
