@@ -3,7 +3,8 @@
 Notebooks 02-05 run the way ``make lab``, Binder and ``make demo`` run them: the offline
 stack (the session's ``local_stack``) is already up and its details reach the kernel as
 ``AZML_*`` environment variables. Notebook 02 also runs once with no variables at all, the
-way a person opening it in a plain Jupyter sees it: it then starts its own offline stack.
+way a person opening it in a plain Jupyter sees it: it then starts a web-service host of
+its own.
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def test_notebook_is_stored_without_outputs_and_with_a_parameters_cell(name):
     for cell in code:
         assert cell.outputs == [] and cell.execution_count is None, f"{name}: cell {cell.get('id')} has outputs"
     assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert "widgets" not in nb.metadata, f"{name}: saved widget state (it can hold typed values)"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), name
     # the parameters cell only assigns values (so injected parameters can override them)
     for line in code[0].source.splitlines():
