@@ -125,8 +125,8 @@ def _dumps(obj: Any) -> bytes:
     if _orjson is not None:
         try:
             return _orjson.dumps(obj, default=_json_default, option=_orjson.OPT_SERIALIZE_NUMPY)
-        except TypeError as err:
-            raise PayloadError(f"cannot encode as JSON: {err}") from err
+        except TypeError:
+            pass   # e.g. an integer beyond 64 bits: the standard library writes it, or explains
     try:
         text = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"),
                           default=_json_default)
@@ -149,8 +149,8 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
     if _orjson is not None:
         try:
             return _orjson.loads(data)
-        except _orjson.JSONDecodeError as err:
-            raise PayloadError(f"not valid JSON: {err}") from err
+        except _orjson.JSONDecodeError:
+            pass   # e.g. an integer beyond 64 bits: the standard library reads it, or explains
     try:
         return json.loads(data, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as err:
@@ -357,7 +357,10 @@ def _encode_frame(df: pd.DataFrame, label: str, *, as_strings: bool, index: bool
     for i in range(df.shape[1]):
         values = _encode_column(df.iloc[:, i], names[i], label, as_strings=as_strings)
         if missing is not None and len(values):
-            values[pd.isna(values)] = missing
+            blank = pd.isna(values)
+            if blank.any():
+                values = values.copy() if not values.flags.writeable else values
+                values[blank] = missing
         columns.append(values.tolist())
     return names, columns
 
@@ -462,6 +465,10 @@ def _encode_datetimes(s: pd.Series) -> np.ndarray:
         utc = s.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
         ticks_per_s = 10 ** {"s": 0, "ms": 3, "us": 6, "ns": 9}.get(np.datetime_data(wall.dtype)[0], 9)
         offsets = (wall.view(np.int64) - utc.view(np.int64)) // ticks_per_s   # NaT rows: blanked below
+        odd = offsets % 60 != 0   # local mean time offsets such as -03:30:52 are not ISO 8601: write UTC
+        if odd.any():
+            wall = np.where(odd, utc, wall)
+            offsets = np.where(odd, 0, offsets)
         text = _datetime_text(wall)
         suffix = {off: _offset_text(off) for off in np.unique(offsets).tolist()}
         out = text + np.array([suffix[o] for o in offsets.tolist()], dtype=object) if len(s) else text
@@ -648,6 +655,12 @@ def _int_ok(v: Any) -> bool:
     return -2**63 <= n < 2**63
 
 
+def _single_overflow(floats: np.ndarray) -> np.ndarray:
+    """Finite doubles that round to infinity as float32."""
+    with np.errstate(over="ignore"):
+        return np.isfinite(floats) & np.isinf(floats.astype(np.float32))
+
+
 def _float_ok(v: Any) -> bool:
     if isinstance(v, bool) or isinstance(v, _NESTED):
         return False
@@ -753,6 +766,11 @@ def _parse_column(values: Sequence[Any], ctype: str, column: str, label: str, *,
         except (TypeError, ValueError):
             bad = _first_bad(arr, miss, _float_ok)
             raise _parse_error(label, column, bad, arr[bad], ctype) from None
+        if ctype == "Single" and len(floats):
+            too_big = _single_overflow(floats)
+            if too_big.any():
+                row = int(np.flatnonzero(~miss)[np.flatnonzero(too_big)[0]])
+                raise _parse_error(label, column, row, arr[row], ctype)
         return _floats_column(floats, miss, ctype)
     if ctype == "Boolean":
         flags = [_bool_value(v) for v in present]
@@ -1089,7 +1107,9 @@ class _Scanner:
         if grid[0, 0] != first + 1 or grid[-1, -1] != last - 1 or len(seps) != nrows - 1 \
                 or not (np.array_equal(seps, grid[:-1, -1] + 1) and np.array_equal(grid[1:, 0], seps + 1)):
             return None   # whitespace between rows (pretty-printed): the plain reader
-        if width == 2:   # rows of no values: "[]"
+        if width == 2 and (grid[:, 1] == grid[:, 0] + 1).any():   # rows of no values: "[]"
+            if not (grid[:, 1] == grid[:, 0] + 1).all():
+                return None
             empty = np.zeros((0, nrows), dtype=np.intp)
             return _Spans(data, buf, empty, empty, None, self.backslashes), last + 1
         starts, ends = grid[:, :-1].T + 1, grid[:, 1:].T.copy()
@@ -1254,15 +1274,22 @@ def _fast_column(sp: _Spans, c: int, ctype: str | None, *, empty_is_missing: boo
         if not allowed[np.frombuffer(text, np.uint8)].all():
             raise _NoFastPath
         numbers = _json_array(text)
+        if len(numbers) != int(keep.sum()):   # a comma inside a value
+            raise _NoFastPath
         if ctype in ("Int32", "Int64"):
             try:
-                ints = np.array(numbers, dtype=np.int64) if numbers else np.zeros(0, np.int64)
+                ints = np.array(numbers) if numbers else np.zeros(0, np.int64)
             except OverflowError:
                 raise _NoFastPath from None
+            if ints.dtype != np.int64:   # a parser's float for a huge integer, or beyond int64
+                raise _NoFastPath
             if ctype == "Int32" and len(ints) and (ints.min() < -2**31 or ints.max() >= 2**31):
                 raise _NoFastPath
             return _ints_column(ints, miss, ctype)
-        return _floats_column(np.array(numbers, dtype=np.float64), miss, ctype)
+        floats = np.array(numbers, dtype=np.float64)
+        if ctype == "Single" and _single_overflow(floats).any():
+            raise _NoFastPath
+        return _floats_column(floats, miss, ctype)
 
     # String and DateTime: JSON strings (or null) only
     if literal[~is_null].any():
