@@ -121,3 +121,114 @@ def test_dumps_loads_strict():
     assert P.loads(P.dumps({"é": [1, 2.5, None]})) == {"é": [1, 2.5, None]}
     with pytest.raises(PayloadError):
         P.loads(b'{"a": NaN}')
+
+
+SWAGGER = {
+    "swagger": "2.0",
+    "definitions": {
+        "output1Item": {"type": "object", "properties": {
+            "Col1": {"type": "integer", "format": "int32"},
+            "Score": {"type": "number", "format": "double"},
+            "Label": {"type": "string"},
+            "When": {"type": "string", "format": "date-time"},
+            "Ok": {"type": "boolean"},
+        }},
+    },
+}
+
+
+def test_response_without_column_types_is_typed_from_the_schema():
+    body = {"Results": {"output1": {"type": "table", "value": {
+        "ColumnNames": ["Col1", "Score", "Label", "When", "Ok"],
+        "Values": [["1", "0.5", "a", "2024-01-01T00:00:00", "True"], ["", "", "", "", ""]]}}}}
+    plain = az.from_response(body)
+    assert all(dtype == P._STR_DTYPE for dtype in plain.dtypes)   # no schema: text
+    df = az.from_response(body, schema=SWAGGER)
+    assert df.dtypes.astype(str).tolist() == ["Int32", "float64", "str", "datetime64[us]", "boolean"]
+    assert df.isna().iloc[1].all()
+    # the definitions alone work too
+    assert az.from_response(body, schema=SWAGGER["definitions"]).dtypes.equals(df.dtypes)
+
+
+def test_response_without_column_names():
+    body = {"Results": {"output1": {"type": "table", "value": {
+        "Values": [["1", "0.5", "a", "2024-01-01T00:00:00", "false"]]}}}}
+    df = az.from_response(body, schema=SWAGGER)
+    assert list(df.columns) == ["Col1", "Score", "Label", "When", "Ok"]
+    assert df["Col1"].dtype == "int32" and not df["Ok"].iloc[0]
+    plain = az.from_response(body)
+    assert list(plain.columns) == ["Col1", "Col2", "Col3", "Col4", "Col5"]
+    assert plain.iloc[0].tolist() == ["1", "0.5", "a", "2024-01-01T00:00:00", "false"]
+
+
+def test_swagger_response_typed_from_schema():
+    body = {"Results": {"output1": [{"Col1": "3", "Score": "1.25", "Label": "x", "When": "2024-01-01T10:00:00+02:00",
+                                     "Ok": "True"}]}}
+    df = az.from_response(body, schema=SWAGGER)
+    assert df["Col1"].tolist() == [3] and df["Score"].tolist() == [1.25]
+    assert df["When"].iloc[0] == pd.Timestamp("2024-01-01T08:00:00Z")
+    assert str(df["When"].dtype) == "datetime64[us, UTC+02:00]"
+    assert az.from_response(body)["Col1"].tolist() == ["3"]   # no schema: text
+
+
+def test_several_outputs_return_a_dict():
+    body = P.to_response({"output1": pd.DataFrame({"a": [1]}), "output2": pd.DataFrame({"b": ["x"]})})
+    out = az.from_response(P.dumps(body))
+    assert list(out) == ["output1", "output2"]
+    assert out["output1"]["a"].dtype == "int64" and out["output2"]["b"].tolist() == ["x"]
+
+
+def test_empty_response_is_typed():
+    body = {"Results": {"output1": {"type": "table", "value": {
+        "ColumnNames": ["n", "x", "t"], "ColumnTypes": ["Int32", "Double", "String"], "Values": []}}}}
+    df = az.from_response(body)
+    assert df.shape == (0, 3) and df.dtypes.astype(str).tolist() == ["int32", "float64", "str"]
+
+
+def test_details_false_drops_names_and_types():
+    df = pd.DataFrame({"n": [1], "t": ["x"]})
+    assert P.to_response(df, details=False) == {"Results": {"output1": {"type": "table",
+                                                                        "value": {"Values": [["1", "x"]]}}}}
+
+
+def test_column_types_and_swagger_properties():
+    df = pd.DataFrame({
+        "i8": np.array([1], dtype=np.int8), "i32": np.array([1], dtype=np.int32), "i64": [1],
+        "u32": np.array([1], dtype=np.uint32), "I": pd.array([1], dtype="Int64"),
+        "f32": np.array([1], dtype=np.float32), "f": [0.5], "F": pd.array([0.5], dtype="Float64"),
+        "b": [True], "B": pd.array([True], dtype="boolean"), "s": ["x"], "S": pd.array(["x"], dtype="string"),
+        "c": pd.Categorical(["x"]), "ci": pd.Categorical([1]), "d": pd.to_datetime(["2024-01-01"]),
+        "dz": pd.to_datetime(["2024-01-01"]).tz_localize("UTC"), "o": [object()],
+    })
+    assert P.column_types(df) == ["Int32", "Int32", "Int64", "Int64", "Int64", "Single", "Double", "Double",
+                                  "Boolean", "Boolean", "String", "String", "String", "Int64", "DateTime",
+                                  "DateTime", "String"]
+    props = P.swagger_properties(df)
+    assert props["i32"] == {"type": "integer", "format": "int32"}
+    assert props["f"] == {"type": "number", "format": "double"}
+    assert props["d"] == {"type": "string", "format": "date-time"}
+    assert props["b"] == {"type": "boolean"} and props["s"] == {"type": "string"}
+    assert P.schema_types({"definitions": {"input1Item": {"properties": props}}}, "input1")["f32"] == "Single"
+
+
+def test_request_values_sent_as_strings_stay_text_without_a_schema():
+    body = {"Inputs": {"input1": {"ColumnNames": ["Col1", "Col2"], "Values": [["5", "good"]]}}}
+    df = az.from_payload(body)
+    assert df["Col1"].tolist() == ["5"]
+
+
+def test_numpy_scalars_and_mixed_objects():
+    df = pd.DataFrame({"o": pd.Series([np.int32(3), np.float32(0.1), np.bool_(True), None, pd.NA,
+                                       pd.Timestamp("2024-01-01 10:00", tz="UTC"), "s"], dtype=object)})
+    values = [row[0] for row in az.to_payload(df)["Inputs"]["input1"]["Values"]]
+    assert values == [3, 0.1, True, None, None, "2024-01-01T10:00:00+00:00", "s"]
+    strings = [row[0] for row in az.to_payload(df, numbers_as_strings=True)["Inputs"]["input1"]["Values"]]
+    assert strings == ["3", "0.1", "True", None, None, "2024-01-01T10:00:00+00:00", "s"]
+
+
+def test_order_is_preserved():
+    cols = [f"c{i}" for i in range(30)][::-1]
+    df = pd.DataFrame(np.arange(90).reshape(3, 30), columns=cols)
+    assert az.from_payload(P.dumps(az.to_payload(df))).equals(df.reset_index(drop=True))
+    shuffled = df.sample(frac=1, random_state=0)
+    assert az.from_payload(az.to_payload(shuffled))["c0"].tolist() == shuffled["c0"].tolist()
