@@ -253,23 +253,25 @@ def _counts(hashes: np.ndarray, lengths: np.ndarray, bitsize: int, ngrams: int, 
         table = np.empty((n_tokens, ngrams), dtype=np.uint32)    # k-gram hash at [i, k-1]
         valid = np.empty((n_tokens, ngrams), dtype=bool)
         table[:, 0] = hashes
-        valid[:, 0] = True
-        # tokens from each position to the end of its text, inclusive
-        remaining = np.repeat(np.cumsum(lengths), lengths) - np.arange(n_tokens)
+        valid[:] = True
+        ends = np.cumsum(lengths)                # one past each text's last token
         folded = hashes
         mult = np.uint32(NGRAM_MULTIPLIER)
         for k in range(2, ngrams + 1):
             if k <= n_tokens:
                 folded = folded[:-1] * mult + hashes[k - 1:]    # wraps modulo 2**32, on purpose
                 table[: n_tokens - k + 1, k - 1] = folded
-            np.greater_equal(remaining, k, out=valid[:, k - 1])
+            # a k-gram cannot start in the last k-1 tokens of its text
+            for back in range(1, k):
+                valid[ends[lengths >= back] - back, k - 1] = False
         buckets = table[valid]
         buckets &= mask
-    index_dtype = np.int32 if max(size, len(buckets)) < 2**31 else np.int64
-    matrix = sp.csr_matrix(
-        (np.ones(len(buckets), COUNT_DTYPE), buckets.astype(index_dtype),
-         indptr.astype(index_dtype)),
-        shape=(n_rows, size))
+    if len(buckets) < 2**31:
+        indices, indptr = buckets.view(np.int32), indptr.astype(np.int32)
+    else:
+        indices = buckets.astype(np.int64)
+    matrix = sp.csr_matrix((np.ones(len(buckets), COUNT_DTYPE), indices, indptr),
+                           shape=(n_rows, size))
     if canonical:
         matrix.sum_duplicates()     # else duplicates stay; toarray() adds them up anyway
     return matrix
