@@ -129,7 +129,9 @@ def show_frame(out: w.Output, frame, *, title: str = "", max_rows: int = 20, max
     table, text_ = head.to_html(border=0, max_cols=max_cols), head.to_string(max_cols=max_cols)
     more = f" (first {max_rows} of {len(frame)} rows)" if len(frame) > max_rows else ""
     caption = f"<b>{html.escape(title)}</b>{html.escape(more)}" if title else html.escape(more)
-    show(out, f"<div>{caption}</div>{table}", f"{title}{more}\n{text_}")
+    show(out, f'<div class="azml-nb-table"><style>.azml-nb-table td, .azml-nb-table th '
+              f'{{white-space: nowrap}}</style><div>{caption}</div>{table}</div>',
+         f"{title}{more}\n{text_}")
 
 
 def describe_error(err: BaseException, secrets: Iterable[str | None] = ()) -> tuple[str, str]:
