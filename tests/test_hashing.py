@@ -229,3 +229,19 @@ def test_docstring_examples():
     for module in (hashing, datasets):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.lists(st.sampled_from(["a", "b", "7", "é", "0042"]),
+                                               max_size=12).map(" ".join)), max_size=8),
+       st.integers(1, 31), st.integers(0, 10))
+def test_many_rows_match_reference(texts, bitsize, ngrams):
+    matrix = hashing.hash_texts(texts, bitsize, ngrams, sparse=True)
+    assert matrix.shape == (len(texts), 2**bitsize) and matrix.has_canonical_format
+    for row, text in enumerate(texts):
+        lo, hi = matrix.indptr[row], matrix.indptr[row + 1]
+        got = dict(zip(matrix.indices[lo:hi].tolist(), matrix.data[lo:hi].tolist()))
+        assert got == reference_buckets(text, bitsize, ngrams)
+    if bitsize <= 12:
+        dense = hashing.hash_texts(texts, bitsize, ngrams)
+        assert (dense == matrix.toarray()).all()
