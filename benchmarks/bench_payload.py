@@ -73,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=1, help="best of N runs for each timing")
     ap.add_argument("--no-anchors", action="store_true", help="time only azml_nb (quick profiling)")
+    ap.add_argument("--json", choices=["auto", "stdlib"], default="auto",
+                    help="stdlib: run azml_nb.payload without orjson (its fallback path)")
     args = ap.parse_args(argv)
+    if args.json == "stdlib":
+        P._orjson = None
 
     df = make_frame(args.rows)
     frame_bytes = int(df.memory_usage(deep=True, index=False).sum())
