@@ -196,8 +196,11 @@ def _finite(obj: Any) -> Any:
 def _no_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector while millions of small containers are built.
 
-    The containers built here hold no cycles; without this, collections triggered by the
-    allocations dominate the time spent on large frames.
+    The row lists built here hold no reference cycles, yet every collection triggered by
+    their allocation would walk all of them: with the collector on, that dominates the time
+    spent on large frames. On the way out, what was allocated meanwhile is moved to the
+    oldest generation (``gc.freeze(); gc.unfreeze()``), so the first collection afterwards
+    does not walk it either; this is skipped when the application froze objects itself.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -205,6 +208,9 @@ def _no_gc() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
@@ -441,20 +447,64 @@ def _datetime_text(values: np.ndarray) -> np.ndarray:
     """ISO 8601 text of naive datetime64 values, one precision for the whole column.
 
     The precision is the coarsest of s, ms, us, ns that keeps every value exact, so
-    midnight still reads ``2024-01-01T00:00:00``; NaT gives ``"NaT"`` (callers blank it).
+    midnight still reads ``2024-01-01T00:00:00``. NaT rows hold junk (callers blank them).
+    Years 1..9999 are formatted with integer arithmetic (``np.datetime_as_string`` is
+    several times slower); others fall back to it.
     """
     unit = np.datetime_data(values.dtype)[0]
     units = ["s", "ms", "us", "ns"]
     if unit not in units:
         values, unit = values.astype("datetime64[s]"), "s"
     finest = units.index(unit)
-    present = values.view(np.int64)[~np.isnat(values)]
-    chosen = unit
-    for i, u in enumerate(units[:finest + 1]):
-        if not len(present) or not (present % 10 ** (3 * (finest - i))).any():
-            chosen = u
+    nat = np.isnat(values)
+    ticks = np.where(nat, 0, values.view(np.int64))
+    digits = 0
+    for i in range(finest + 1):
+        if not (ticks % 10 ** (3 * (finest - i))).any():
+            digits = 3 * i
             break
-    return np.datetime_as_string(values, unit=chosen).astype(object)
+    per_second = 10 ** (3 * finest)
+    seconds, fraction = np.divmod(ticks, per_second)
+    fraction //= 10 ** (3 * finest - digits)
+    days, clock = np.divmod(seconds, 86400)
+    year, month, day = _civil_from_days(days)
+    if len(year) and (year.min() < 1 or year.max() > 9999):
+        return np.datetime_as_string(values, unit=units[digits // 3]).astype(object)
+    hour, rest = np.divmod(clock, 3600)
+    minute, second = np.divmod(rest, 60)
+    fields = [("Y", "S4"), ("_1", "S1"), ("M", "S2"), ("_2", "S1"), ("D", "S2"), ("_3", "S1"), ("h", "S2"),
+              ("_4", "S1"), ("m", "S2"), ("_5", "S1"), ("s", "S2")]
+    if digits:
+        fields += [("_6", "S1")] + [(f"f{k}", "S3") for k in range(digits // 3)]
+    text = np.empty(len(ticks), dtype=fields)
+    for name, mark in (("_1", b"-"), ("_2", b"-"), ("_3", b"T"), ("_4", b":"), ("_5", b":"), ("_6", b".")):
+        if name in text.dtype.names:
+            text[name] = mark
+    text["Y"], text["M"], text["D"] = _DIGITS4[year], _DIGITS2[month], _DIGITS2[day]
+    text["h"], text["m"], text["s"] = _DIGITS2[hour], _DIGITS2[minute], _DIGITS2[second]
+    for k in range(digits // 3):
+        text[f"f{k}"] = _DIGITS3[fraction // 10 ** (digits - 3 * (k + 1)) % 1000]
+    width = text.dtype.itemsize
+    return text.view(f"S{width}").astype(f"U{width}").astype(object)
+
+
+_DIGITS2 = np.array([f"{i:02d}".encode() for i in range(100)], dtype="S2")
+_DIGITS3 = np.array([f"{i:03d}".encode() for i in range(1000)], dtype="S3")
+_DIGITS4 = np.array([f"{i:04d}".encode() for i in range(10000)], dtype="S4")
+
+
+def _civil_from_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(year, month, day) of days since 1970-01-01, proleptic Gregorian (H. Hinnant's algorithm)."""
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = np.where(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + (month <= 2)
+    return year, month, day
 
 
 def _encode_datetimes(s: pd.Series) -> np.ndarray:
