@@ -13,8 +13,10 @@ for how this was checked against VW itself). For one text:
 
 Because only the low ``bitsize <= 31`` bits are kept and ``(a * c + b) mod 2**k`` depends only
 on ``a mod 2**k`` and ``b mod 2**k``, all the arithmetic runs in wrapping ``uint32``
-numpy arrays: each distinct token is hashed once with :mod:`mmh3`, n-grams are whole-array
-multiply-adds, and counts come from :func:`numpy.bincount` (dense) or a CSR matrix (sparse).
+numpy arrays: token boundaries come from the UTF-8 bytes of all texts at once,
+MurmurHash3 runs vectorised over every token (no Python object per token; :mod:`mmh3`
+is the reference the tests compare with), n-grams are whole-array multiply-adds, and the
+counts are a CSR matrix (``sparse=True``) or its dense array.
 
 >>> hash_text("This is a good day", bitsize=3, ngrams=2).tolist()
 [1, 1, 2, 2, 0, 2, 0, 1]
@@ -126,6 +128,17 @@ _IS_DIGIT_BYTE = np.zeros(256, dtype=bool)
 _IS_DIGIT_BYTE[ord("0"):ord("9") + 1] = True
 
 
+# tokens longer than this many bytes are hashed one by one (see _tokenize)
+_LONG_TOKEN = 64
+
+
+def _bytes_token_hash(token: bytes) -> int:
+    """:func:`token_hash` of a token given as UTF-8 bytes."""
+    if token.isdigit():                      # bytes.isdigit() is ASCII digits only
+        return int(token[-32:]) & _U32
+    return mmh3.hash(token, 0, signed=False)
+
+
 def _rotl(x: np.ndarray, r: int) -> np.ndarray:
     return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
 
@@ -207,11 +220,21 @@ def _tokenize(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
 
     padded = data + b"\0\0\0\0"
     words = np.ndarray(shape=(len(data) + 1,), dtype="<u4", buffer=padded, strides=(1,))
-    hashes = _murmur3_32(words, starts, lengths)
+    long = np.flatnonzero(lengths > _LONG_TOKEN)
+    if len(long):
+        # the vectorised loops take one numpy pass per 4 bytes (per digit): rare very long
+        # tokens go through the plain per-token hash instead
+        short = np.flatnonzero(lengths <= _LONG_TOKEN)
+        hashes = np.empty(len(starts), dtype=np.uint32)
+        hashes[short] = _murmur3_32(words, starts[short], lengths[short])
+        hashes[long] = [_bytes_token_hash(data[a:b])
+                        for a, b in zip(starts[long].tolist(), ends[long].tolist())]
+    else:
+        hashes = _murmur3_32(words, starts, lengths)
 
     # tokens of ASCII digits only hash to their value modulo 2**32 (Horner's rule, wrapping)
     digit = _IS_DIGIT_BYTE[buf]
-    cand = np.flatnonzero(digit[starts])
+    cand = np.flatnonzero(digit[starts] & (lengths <= _LONG_TOKEN))
     if len(cand):
         value = np.zeros(len(cand), dtype=np.uint32)
         alive = np.arange(len(cand))              # candidates still all digits so far
@@ -354,6 +377,8 @@ def hash_texts(texts: Iterable[Any], bitsize: int = 10, ngrams: int = 2, *,
     if not sparse:
         _check_dense_bound(len(values), 1 << bitsize, max_dense_bytes, named=False)
     hashes, lengths = _tokenize(values)
+    log.debug("hashing %d texts, %d tokens, bitsize %d, ngrams %d", len(values), len(hashes),
+              bitsize, ngrams)
     matrix = _counts(hashes, lengths, bitsize, ngrams, canonical=sparse)
     return matrix if sparse else matrix.toarray()
 

@@ -215,6 +215,15 @@ def test_vectorised_tokenizer_on_a_corpus():
     assert np.array_equal(fast[0], ref[0]) and np.array_equal(fast[1], ref[1])
 
 
+def test_very_long_tokens_take_the_per_token_path():
+    texts = ["x" * 100_000 + " y", "7" * 100_000, "1" * 64 + " " + "2" * 65 + " é" * 40,
+             "a" * 65 + "\u3000" + "b" * 64]
+    fast, ref = hashing._tokenize(texts), hashing._tokenize_python(texts)
+    assert fast[1].tolist() == ref[1].tolist() == [2, 1, 42, 2]
+    assert fast[0].tolist() == ref[0].tolist()
+    assert fast[0][2] == (7 * (10**100_000 - 1) // 9) % 2**32
+
+
 def test_murmur3_known_vectors():
     # reference values of MurmurHash3_x86_32 with seed 0 (SMHasher / mmh3)
     texts = ["a", "ab", "abc", "abcd", "Hello, world!", "The quick brown fox jumps over the lazy dog"]
