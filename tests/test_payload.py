@@ -232,3 +232,25 @@ def test_order_is_preserved():
     assert az.from_payload(P.dumps(az.to_payload(df))).equals(df.reset_index(drop=True))
     shuffled = df.sample(frac=1, random_state=0)
     assert az.from_payload(az.to_payload(shuffled))["c0"].tolist() == shuffled["c0"].tolist()
+
+
+@pytest.mark.parametrize("backend", ["orjson", "stdlib"])
+def test_both_json_backends_give_the_same_bytes_and_frames(monkeypatch, backend):
+    """orjson is optional: without it the standard library writes and reads the same JSON
+    (the same values; orjson spells some exponents differently, 1e-5 for 1e-05)."""
+    if backend == "stdlib":
+        monkeypatch.setattr(P, "_orjson", None)
+    elif P._orjson is None:
+        pytest.skip("orjson is not installed")
+    n = 40_000   # over the vectorised reader's threshold, and long enough for sliced dumps
+    df = pd.DataFrame({"i": np.arange(n), "f": np.linspace(0, 1, n), "s": ["é, \"x\""] * n,
+                       "d": pd.date_range("2024-01-01", periods=n, freq="s")})
+    body = az.to_payload(df)
+    raw = P.dumps(body)
+    assert json.loads(raw) == json.loads(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+    assert P.dumps({"x": [1.5, float("nan"), float("inf")]}) == b'{"x":[1.5,null,null]}'
+    back = az.from_response(P.dumps(P.to_response(df)))
+    assert back["f"].tolist() == df["f"].tolist() and back["d"].equals(df["d"].astype("datetime64[us]"))
+    with pytest.raises(PayloadError, match="not valid JSON"):
+        P.loads(b"[1, NaN]")
+    assert P.loads(b"[123456789012345678901234567890]") == [123456789012345678901234567890]
