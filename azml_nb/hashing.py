@@ -559,6 +559,10 @@ def feature_hashing(df: pd.DataFrame, columns: Any, bitsize: int = 10, ngrams: i
     if len(set(selected)) != len(selected):
         raise SchemaError(f"columns {selected!r} names a column twice", expected=selected,
                           given=selected)
+    ambiguous = [c for c in selected if (df.columns == c).sum() > 1]
+    if ambiguous:
+        raise SchemaError(f"column {ambiguous[0]!r} appears more than once in the frame; "
+                          "rename the copies first", given=list(df.columns), column=ambiguous[0])
     n_cols = len(selected) << bitsize
     if not sparse:
         _check_dense_bound(len(df), n_cols, max_dense_bytes)

@@ -138,6 +138,9 @@ def test_unknown_or_repeated_column():
         az.feature_hashing(df, "Nope")
     with pytest.raises(SchemaError, match="twice"):
         az.feature_hashing(df, ["Col2", "Col2"])
+    doubled = pd.DataFrame([["a", "b"]], columns=["Col2", "Col2"])
+    with pytest.raises(SchemaError, match="more than once"):
+        az.feature_hashing(doubled, "Col2")
 
 
 def test_taken_names_get_next_free_suffix():
