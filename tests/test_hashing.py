@@ -257,3 +257,21 @@ def test_many_rows_match_reference(texts, bitsize, ngrams):
     if bitsize <= 12:
         dense = hashing.hash_texts(texts, bitsize, ngrams)
         assert (dense == matrix.toarray()).all()
+
+
+def test_bitsize_20_on_100000_rows_sparse_within_2_gb():
+    """The issue's bound, measured as the peak resident set of a child process."""
+    import subprocess
+    import sys
+    script = (
+        "import azml_nb as az\n"
+        "df = az.datasets.synthetic_reviews(100_000, seed=0)\n"
+        "r = az.feature_hashing(df, 'Col2', bitsize=20, ngrams=2, sparse=True)\n"
+        "assert r.matrix.shape == (100_000, 2**20) and r.matrix.nnz > 5_000_000\n"
+        "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    peak_mib = int(run.stdout.strip()) / 1024
+    assert peak_mib < 2048, f"peak resident set {peak_mib:.0f} MiB"
