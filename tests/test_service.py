@@ -42,11 +42,13 @@ class FakeSession:
     def __init__(self, handler):
         self.handler = handler
         self.calls: list[tuple[str, str, bytes | None, dict]] = []
+        self.timeouts: list = []
         self.lock = threading.Lock()
 
     def request(self, method, url, data=None, headers=None, timeout=None):
         with self.lock:
             self.calls.append((method, url, data, dict(headers or {})))
+            self.timeouts.append(timeout)
             n = len(self.calls)
         return self.handler(method, url, data, headers or {}, n)
 
@@ -445,3 +447,28 @@ def test_every_body_fits_and_every_row_comes_back_once(sizes, limit, batch_size)
     assert all(len(b) <= limit for b in bodies)
     assert out["Twice"].tolist() == [2 * i for i in range(len(sizes))]
     assert out.index.equals(df.index)
+
+
+def test_timeouts_are_set_and_a_read_timeout_is_retried():
+    answers = iter([requests.ReadTimeout("read timed out"), None])
+
+    def slow_once(method, url, body, headers, n):
+        nxt = next(answers)
+        if nxt is not None:
+            raise nxt
+        return doubling(method, url, body, headers, n)
+
+    svc, session = svc_with(slow_once, timeout=(3.05, 30))
+    out = svc.score(frame(3), progress=False, check_schema=False)
+    assert out["Twice"].tolist() == [0, 2, 4] and session.timeouts == [(3.05, 30), (3.05, 30)]
+    svc.score(frame(3), progress=False, check_schema=False, timeout=5)
+    assert session.timeouts[-1] == 5
+    assert WebService("ws", "svc", KEY, region="ukwest").timeout == (10.0, 120.0)
+
+    def always_slow(method, url, body, headers, n):
+        raise requests.ReadTimeout("read timed out")
+
+    svc, _ = svc_with(always_slow, retry=RetryPolicy(retries=1, backoff=0.001))
+    with pytest.raises(errors.ServiceError) as caught:
+        svc.score(frame(2), progress=False, check_schema=False)
+    assert caught.value.code == "Timeout" and caught.value.status_code is None
