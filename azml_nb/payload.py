@@ -988,10 +988,6 @@ _PAD = 64
 _DEPTH = np.zeros(256, dtype=np.int8)
 _DEPTH[[ord("["), ord("{")]] = 1
 _DEPTH[[ord("]"), ord("}")]] = -1
-_INT_CHARS = np.zeros(256, dtype=bool)
-_INT_CHARS[[ord(c) for c in "0123456789-,"]] = True
-_FLOAT_CHARS = _INT_CHARS.copy()
-_FLOAT_CHARS[[ord(c) for c in ".eE+"]] = True
 _WS = (b" ", b"\n", b"\r", b"\t")
 
 
@@ -1003,12 +999,12 @@ class _Spans:
     (None: all of them).
     """
 
-    __slots__ = ("data", "buf", "starts", "ends", "is_str", "backslashes")
+    __slots__ = ("data", "buf", "starts", "ends", "is_str", "backslashes", "nulls")
 
     def __init__(self, data: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                 is_str: np.ndarray | None, backslashes: np.ndarray):
+                 is_str: np.ndarray | None, backslashes: np.ndarray, nulls: bool = True):
         self.data, self.buf, self.starts, self.ends = data, buf, starts, ends
-        self.is_str, self.backslashes = is_str, backslashes
+        self.is_str, self.backslashes, self.nulls = is_str, backslashes, nulls
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -1023,6 +1019,20 @@ def _odd_backslashes_before(data: bytes, pos: int) -> bool:
     return run % 2 == 1
 
 
+def _find_word(buf: np.ndarray, size: int, word: bytes) -> np.ndarray:
+    """Sorted offsets of the 4-byte *word* in ``buf[:size]``: one uint32 compare per 4 bytes,
+    at each of the 4 alignments."""
+    target = np.frombuffer(word, dtype=np.uint32)[0]
+    found = []
+    for shift in range(4):
+        count = (size - shift) // 4
+        words = buf[shift:shift + 4 * count].view(np.uint32)
+        found.append(np.flatnonzero(words == target) * 4 + shift)
+    hits = np.concatenate(found)
+    hits.sort()
+    return hits
+
+
 def _skip_ws(data: bytes, j: int) -> int:
     while data[j:j + 1] in _WS and j < len(data):
         j += 1
@@ -1032,11 +1042,17 @@ def _skip_ws(data: bytes, j: int) -> int:
 class _Scanner:
     """Lazily computed facts about one raw body, shared by its tables."""
 
+    nulls = 0   # how many null tokens were rewritten
+
     def __init__(self, data: bytes):
         self.data = data
-        self.buf = np.frombuffer(data + b" " * _PAD, dtype=np.uint8)
+        self.buf = np.empty(len(data) + _PAD, dtype=np.uint8)   # writable, padded for windows
+        self.buf[:len(data)] = np.frombuffer(data, dtype=np.uint8)
+        self.buf[len(data):] = 32
         body = self.buf[:len(data)]
         quotes = np.flatnonzero(body == 34)
+        if len(data) < 2**31 - _PAD:   # half the memory traffic in what follows
+            quotes = quotes.astype(np.int32)
         self.backslashes = np.flatnonzero(body == 92) if b"\\" in data else np.zeros(0, dtype=np.intp)
         if len(self.backslashes):
             maybe = quotes[quotes > 0]
@@ -1047,10 +1063,10 @@ class _Scanner:
         if len(quotes) % 2 == 0 and b"null" in data:
             # null -> "\0\0" (same length; no JSON string holds raw NUL bytes), so that a table of
             # strings and nulls is read by the all-strings path; the data bytes stay as they are
-            hit = np.flatnonzero((body[:-3] == 110) & (body[1:-2] == 117) & (body[2:-1] == 108) & (body[3:] == 108))
-            hit = hit[(np.searchsorted(quotes, hit) & 1) == 0]
+            hit = _find_word(self.buf, len(data), b"null")
+            hit = hit[(np.searchsorted(quotes, hit) & 1) == 0].astype(quotes.dtype)
+            self.nulls = len(hit)
             if len(hit):
-                self.buf = self.buf.copy()
                 self.buf[hit], self.buf[hit + 1], self.buf[hit + 2], self.buf[hit + 3] = 34, 0, 0, 34
                 where = np.searchsorted(quotes, hit)
                 quotes = np.insert(quotes, np.repeat(where, 2), np.column_stack([hit, hit + 3]).ravel())
@@ -1113,7 +1129,7 @@ class _Scanner:
             return None   # ragged: the plain reader names the row
         starts = o[i0:i1 + 1].reshape(nrows, width).T.copy()
         ends = c[i0:i1 + 1].reshape(nrows, width).T + 1
-        return _Spans(data, self.buf, starts, ends, None, self.backslashes), end + 2
+        return _Spans(data, self.buf, starts, ends, None, self.backslashes, self.nulls > 0), end + 2
 
     def _token_table(self, start: int) -> tuple[_Spans, int] | None:
         """General case: strings, numbers, booleans and null, compact JSON."""
@@ -1180,7 +1196,8 @@ def _scan(data: bytes) -> tuple[bytes, dict[str, _Spans]] | None:
     ordinary way) and the spans behind each marker; None when the body is small or has a
     shape this reader does not handle (the plain reader then does all the work).
     """
-    if len(data) < _FAST_MIN_BYTES or b'"Values"' not in data:
+    pos = data.find(b'"Values"')
+    if len(data) < _FAST_MIN_BYTES or pos < 0:
         return None
     scanner = _Scanner(data)
     if len(scanner.quotes) % 2:
@@ -1190,7 +1207,6 @@ def _scan(data: bytes) -> tuple[bytes, dict[str, _Spans]] | None:
     spans: dict[str, _Spans] = {}
     pieces: list[bytes] = []
     last = 0
-    pos = data.find(b'"Values"')
     while pos >= 0:
         i = int(np.searchsorted(opens, pos))
         if i < len(opens) and opens[i] == pos and closes[i] == pos + 7:
@@ -1205,7 +1221,7 @@ def _scan(data: bytes) -> tuple[bytes, dict[str, _Spans]] | None:
                     spans[key] = found[0]
                     pieces += [data[last:j], json.dumps(key).encode()]
                     last = found[1]
-        pos = data.find(b'"Values"', pos + 8)
+        pos = data.find(b'"Values"', max(pos + 8, last))
     if not spans:
         return None
     pieces.append(data[last:])
@@ -1285,10 +1301,13 @@ def _fast_column(sp: _Spans, c: int, ctype: str | None, *, empty_is_missing: boo
     s, e = sp.starts[c], sp.ends[c]
     n = len(s)
     is_str = sp.is_str[c] if sp.is_str is not None else np.ones(n, dtype=bool)
-    is_null = is_str & (e - s == 4) & (buf[s + 1] == 0) & (buf[s + 2] == 0)   # null, see _Scanner
-    if is_null.any():
-        is_str = is_str & ~is_null
-    literal = ~is_str & ~is_null
+    if sp.nulls:
+        is_null = is_str & (e - s == 4) & (buf[s + 1] == 0) & (buf[s + 2] == 0)   # null, see _Scanner
+        if is_null.any():
+            is_str = is_str & ~is_null
+    else:
+        is_null = np.zeros(n, dtype=bool)
+    literal = ~is_str & ~is_null if sp.is_str is not None or sp.nulls else is_null
     if literal.any():
         cs, ce = np.where(is_str, s + 1, s), np.where(is_str, e - 1, e)
     else:
@@ -1305,7 +1324,7 @@ def _fast_column(sp: _Spans, c: int, ctype: str | None, *, empty_is_missing: boo
             ctype = "String"
         elif literal.any():
             text = _gather(sp, cs[literal], ce[literal], b",")
-            if _FLOAT_CHARS[np.frombuffer(text, np.uint8)].all():
+            if not text.translate(None, b"0123456789-+.eE,"):
                 ctype = "Double" if any(ch in text for ch in b".eE") else "Int64"
             else:
                 ctype = "Boolean"
@@ -1319,10 +1338,10 @@ def _fast_column(sp: _Spans, c: int, ctype: str | None, *, empty_is_missing: boo
             raise _NoFastPath
         if ctype == "Boolean":
             return _bools_column(_fast_bools(sp, cs[keep], ce[keep]), miss)
-        text = _gather(sp, cs[keep], ce[keep], b",")
-        allowed = _INT_CHARS if ctype in ("Int32", "Int64") else _FLOAT_CHARS
-        if not allowed[np.frombuffer(text, np.uint8)].all():
-            raise _NoFastPath
+        everything = keep.all()
+        text = _gather(sp, cs if everything else cs[keep], ce if everything else ce[keep], b",")
+        if text.translate(None, b"0123456789-," if ctype in ("Int32", "Int64") else b"0123456789-+.eE,"):
+            raise _NoFastPath   # anything but digits, signs, points and exponents
         numbers = _json_array(text)
         if len(numbers) != int(keep.sum()):   # a comma inside a value
             raise _NoFastPath
