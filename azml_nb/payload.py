@@ -359,15 +359,8 @@ def _encode_frame(df: pd.DataFrame, label: str, *, as_strings: bool, index: bool
     if index:
         df = df.reset_index()
     names = _column_names(df, label)
-    columns = []
-    for i in range(df.shape[1]):
-        values = _encode_column(df.iloc[:, i], names[i], label, as_strings=as_strings)
-        if missing is not None and len(values):
-            blank = pd.isna(values)
-            if blank.any():
-                values = values.copy() if not values.flags.writeable else values
-                values[blank] = missing
-        columns.append(values.tolist())
+    columns = [_encode_column(df.iloc[:, i], names[i], label, as_strings=as_strings, null=missing)
+               for i in range(df.shape[1])]
     return names, columns
 
 
@@ -375,8 +368,16 @@ def _bad(label: str, column: str, row: int, what: str) -> PayloadError:
     return PayloadError(f"{_where(label)}column {column!r}, row {row}: {what}", column=column, row=row)
 
 
-def _encode_column(s: pd.Series, name: str, label: str, *, as_strings: bool) -> np.ndarray:
-    """One column as an object array of JSON values (None where missing)."""
+def _fill(values: list, mask: np.ndarray | None, null: Any) -> list:
+    """Put *null* into *values* where *mask* is set."""
+    if mask is not None:
+        for row in np.flatnonzero(mask).tolist():
+            values[row] = null
+    return values
+
+
+def _encode_column(s: pd.Series, name: str, label: str, *, as_strings: bool, null: Any = None) -> list:
+    """One column as a list of JSON values (*null* where missing)."""
     dtype = s.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         codes = s.cat.codes.to_numpy()
@@ -390,29 +391,31 @@ def _encode_column(s: pd.Series, name: str, label: str, *, as_strings: bool) -> 
             raise _bad(label, name, row, str(err).split(": ", 1)[-1].split(": ", 1)[-1]) from None
         lookup = np.empty(len(dtype.categories) + 1, dtype=object)
         lookup[np.flatnonzero(used)] = cats
-        return lookup[codes]   # code -1 (missing) picks the last slot, None
+        lookup[-1] = null   # code -1 (missing) picks the last slot
+        return lookup[codes].tolist()
     if isinstance(dtype, pd.SparseDtype):
-        return _encode_column(s.sparse.to_dense(), name, label, as_strings=as_strings)
+        return _encode_column(s.sparse.to_dense(), name, label, as_strings=as_strings, null=null)
     if isinstance(dtype, pd.DatetimeTZDtype):
-        return _encode_datetimes(s)
+        return _encode_datetimes(s, null)
     if isinstance(dtype, pd.StringDtype):
-        return s.to_numpy(dtype=object, na_value=None)
+        return s.to_numpy(dtype=object, na_value=null).tolist()
     if isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "iufb":
         numpy_dtype = np.dtype(dtype.numpy_dtype)
         missing = s.isna().to_numpy()
         na_value = np.nan if numpy_dtype.kind == "f" else numpy_dtype.type(0)
         values = s.to_numpy(dtype=numpy_dtype, na_value=na_value)
-        return _encode_numpy(values, missing if missing.any() else None, name, label, as_strings)
+        return _encode_numpy(values, missing if missing.any() else None, name, label, as_strings, null)
     if isinstance(dtype, np.dtype) and dtype.kind in "biufM":
-        return _encode_numpy(s.to_numpy(), None, name, label, as_strings)
-    return _encode_objects(s.to_numpy(dtype=object), name, label, as_strings)
+        return _encode_numpy(s.to_numpy(), None, name, label, as_strings, null)
+    values = _encode_objects(s.to_numpy(dtype=object), name, label, as_strings)
+    return _fill(values.tolist(), pd.isna(values) if null is not None and len(values) else None, null)
 
 
 def _encode_numpy(values: np.ndarray, missing: np.ndarray | None, name: str, label: str,
-                  as_strings: bool) -> np.ndarray:
+                  as_strings: bool, null: Any = None) -> list:
     kind = values.dtype.kind
     if kind == "M":
-        return _encode_datetimes(pd.Series(values, copy=False))
+        return _encode_datetimes(pd.Series(values, copy=False), null)
     if kind == "f":
         nan = np.isnan(values)
         if missing is not None:
@@ -423,24 +426,19 @@ def _encode_numpy(values: np.ndarray, missing: np.ndarray | None, name: str, lab
             raise _bad(label, name, row, f"{values[row]} is not allowed (JSON has no infinity)")
         if values.dtype.itemsize < 8:
             # the shortest text of the float32 value, not of its float64 widening (0.1, not 0.10000000149011612)
-            out = values.astype(str).astype(object)
+            out = values.astype(str).tolist()
             if not as_strings:
-                out = np.array([float(v) for v in out.tolist()] if len(out) else [], dtype=object)
-        elif as_strings:
-            out = np.empty(len(values), dtype=object)
-            out[:] = list(map(repr, values.tolist()))
+                out = [float(v) for v in out]
         else:
-            out = values.astype(object)
-        if nan.any():
-            out[nan] = None
-        return out
+            out = values.tolist()
+            if as_strings:
+                out = list(map(repr, out))
+        return _fill(out, nan if nan.any() else None, null)
     if kind == "b":
-        out = np.where(values, "True", "False").astype(object) if as_strings else values.astype(object)
+        out = np.where(values, "True", "False").tolist() if as_strings else values.tolist()
     else:  # integers
-        out = values.astype(str).astype(object) if as_strings else values.astype(object)
-    if missing is not None:
-        out[missing] = None
-    return out
+        out = values.astype(str).tolist() if as_strings else values.tolist()
+    return _fill(out, missing, null)
 
 
 def _datetime_text(values: np.ndarray) -> np.ndarray:
@@ -507,7 +505,7 @@ def _civil_from_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return year, month, day
 
 
-def _encode_datetimes(s: pd.Series) -> np.ndarray:
+def _encode_datetimes(s: pd.Series, null: Any = None) -> list:
     """ISO 8601 text; a tz-aware value keeps its UTC offset (``+01:00``)."""
     s = pd.Series(s.array, copy=False)
     if isinstance(s.dtype, pd.DatetimeTZDtype):
@@ -525,9 +523,7 @@ def _encode_datetimes(s: pd.Series) -> np.ndarray:
     else:
         out = _datetime_text(s.to_numpy())
     missing = s.isna().to_numpy()
-    if missing.any():
-        out[missing] = None
-    return out
+    return _fill(out.tolist(), missing if missing.any() else None, null)
 
 
 def _offset_text(seconds: int) -> str:
