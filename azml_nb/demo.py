@@ -24,8 +24,9 @@ def payload_demo() -> None:
     step("A DataFrame becomes a request body (classic format)")
     df = pd.DataFrame({"Col2": ["This is a good day"]})
     print(json.dumps(az.to_payload(df), indent=2))
+    print("the same as swagger records:", az.payload.dumps(az.to_payload(df, format="swagger")).decode())
 
-    step("A response body becomes a typed DataFrame")
+    step("A response body (every value a string, typed by ColumnTypes) becomes a typed DataFrame")
     columns = [f"Col2_HashingFeature.{i}" for i in range(8)]
     body = {"Results": {"output1": {"type": "table", "value": {
         "ColumnNames": columns, "ColumnTypes": ["Int32"] * 8,
