@@ -1366,8 +1366,10 @@ def _fast_column(sp: _Spans, c: int, ctype: str | None, *, empty_is_missing: boo
         if parsed is not None:
             return parsed
     n_keep = int(keep.sum())
+    everything = n_keep == n
     try:
-        texts = _gather(sp, cs[keep], ce[keep], b"\n").decode("utf-8").split("\n") if n_keep else []
+        texts = _gather(sp, cs if everything else cs[keep], ce if everything else ce[keep],
+                        b"\n").decode("utf-8").split("\n") if n_keep else []
     except UnicodeDecodeError:
         raise _NoFastPath from None
     if len(texts) != n_keep:
@@ -1381,6 +1383,8 @@ def _fast_column(sp: _Spans, c: int, ctype: str | None, *, empty_is_missing: boo
                 texts[k] = loads(data[int(cs[row]) - 1:int(ce[row]) + 1])
             except PayloadError:
                 raise _NoFastPath from None
+    if everything and ctype == "String" and _STR_DTYPE is not object:
+        return pd.array(texts, dtype=_STR_DTYPE)
     arr = np.empty(n, dtype=object)
     arr[keep] = texts
     if ctype == "DateTime":
