@@ -592,7 +592,8 @@ def to_payload(data: pd.DataFrame | Mapping[str, pd.DataFrame], *, format: str =
     input_name : str
         The input's name when *data* is a single DataFrame.
     global_parameters : mapping, optional
-        Sent as ``GlobalParameters`` (``{}`` when omitted).
+        Sent as ``GlobalParameters`` (``{}`` when omitted), as plain JSON values (numpy
+        scalars become numbers, timestamps ISO 8601 text).
     numbers_as_strings : bool
         Send numbers and booleans as strings (``"5"``, ``"0.5"``, ``"True"``), as Studio's
         own samples do. Default: JSON numbers and booleans.
@@ -631,7 +632,9 @@ def to_payload(data: pd.DataFrame | Mapping[str, pd.DataFrame], *, format: str =
         for name, df in frames.items():
             names, columns = _encode_frame(df, f"input {name!r}", as_strings=numbers_as_strings, index=index)
             inputs[name] = _shape(names, columns, len(df), format)
-    return {"Inputs": inputs, "GlobalParameters": dict(global_parameters or {})}
+    # plain JSON values (numpy scalars, Timestamps, ... converted), so any JSON encoder can write the body
+    parameters = loads(dumps(dict(global_parameters))) if global_parameters else {}
+    return {"Inputs": inputs, "GlobalParameters": parameters}
 
 
 def _shape(names: list[str], columns: list[list], nrows: int, format: str) -> Any:

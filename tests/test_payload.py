@@ -254,3 +254,13 @@ def test_both_json_backends_give_the_same_bytes_and_frames(monkeypatch, backend)
     with pytest.raises(PayloadError, match="not valid JSON"):
         P.loads(b"[1, NaN]")
     assert P.loads(b"[-9223372036854775808, 18446744073709551615]") == [-2**63, 2**64 - 1]
+
+
+def test_global_parameters_become_plain_json():
+    params = {"Hashing bitsize": np.int64(3), "N-grams": np.float32(2.0), "when": pd.Timestamp("2024-01-01"),
+              "nested": {"a": [np.int8(1)]}}
+    body = az.to_payload(pd.DataFrame({"a": [1]}), global_parameters=params)
+    assert body["GlobalParameters"] == {"Hashing bitsize": 3, "N-grams": 2.0, "when": "2024-01-01T00:00:00",
+                                        "nested": {"a": [1]}}
+    assert type(body["GlobalParameters"]["Hashing bitsize"]) is int
+    json.dumps(body)   # any encoder can write it
