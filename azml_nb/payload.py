@@ -1434,7 +1434,7 @@ def _read_table(name: str, table: Any, kind: str, format: str | None, types_by_c
     if "Values" not in table:
         raise PayloadError(f"{label}: the table has no 'Values'")
     values = table["Values"]
-    sp = spans.get(values) if spans is not None and isinstance(values, str) else None
+    sp = spans.pop(values, None) if spans is not None and isinstance(values, str) else None
     if sp is None and spans is not None and isinstance(values, str) and values.startswith("\x00azml_nb:"):
         raise _NoFastPath
     names = table.get("ColumnNames")
@@ -1476,7 +1476,7 @@ def _decode(body: Any, key: str, kind: str, *, schema: Mapping[str, Any] | None,
         if fast is not None:
             try:
                 skeleton = loads(fast[0])
-                return _read_sections(skeleton, key, kind, schema, format, empty_is_missing, fast[1])
+                return _read_sections(skeleton, key, kind, schema, format, empty_is_missing, dict(fast[1]))
             except (_NoFastPath, PayloadError):
                 log.debug("vectorised reader declined; reading %d bytes the plain way", len(data))
         with _no_gc():
@@ -1494,6 +1494,8 @@ def _read_sections(obj: Any, key: str, kind: str, schema: Mapping[str, Any] | No
                 log.warning("output %r has type %r; reading it as a table", name, table.get("type"))
             table = table["value"]
         out[name] = _read_table(name, table, kind, format, types, empty_is_missing, spans)
+    if spans:   # a "Values" array somewhere else (a record's cell, GlobalParameters): read it all plainly
+        raise _NoFastPath
     return out if len(out) > 1 else next(iter(out.values()))
 
 

@@ -185,3 +185,13 @@ def test_format_mismatch():
         az.from_payload(az.to_payload(pd.DataFrame({"a": [1]})), format="swagger")
     with pytest.raises(PayloadError, match="expected a classic ColumnNames/Values table, got swagger records"):
         az.from_payload(az.to_payload(pd.DataFrame({"a": [1]}), format="swagger"), format="classic")
+
+
+def test_values_key_inside_a_record_cell_is_not_mistaken_for_a_table(monkeypatch):
+    monkeypatch.setattr(P, "_FAST_MIN_BYTES", 0)
+    body = {"Inputs": {"input1": [{"a": "x", "b": {"Values": [["1"]]}}]}}
+    with pytest.raises(PayloadError, match=r"column 'b', row 0: a dict cannot be a cell value"):
+        az.from_payload(json.dumps(body).encode())
+    ok = {"Inputs": {"input1": {"ColumnNames": ["a"], "Values": [["1"], ["2"]]}},
+          "GlobalParameters": {"Values": [["9"]]}}
+    assert az.from_payload(json.dumps(ok).encode())["a"].tolist() == ["1", "2"]
