@@ -109,9 +109,12 @@ def _expect_text(s: pd.Series) -> list:
 
 
 @SETTINGS
-@given(df=frames())
-def test_request_round_trip(reader, df):
-    back = reader(P.to_payload(df), P.from_payload)
+@given(df=frames(), fmt=st.sampled_from(["classic", "swagger"]))
+def test_request_round_trip(reader, df, fmt):
+    back = reader(P.to_payload(df, format=fmt), P.from_payload, format=fmt)
+    if fmt == "swagger" and len(df) == 0:   # no records, so no column names on the wire
+        assert back.shape == (0, 0)
+        return
     assert list(back.columns) == list(df.columns)
     assert len(back) == len(df)
     for name in df.columns:
@@ -143,10 +146,10 @@ def _schema(df: pd.DataFrame, name: str) -> dict:
 
 
 @SETTINGS
-@given(df=frames(), as_strings=st.booleans())
-def test_request_read_against_schema_is_typed(reader, df, as_strings):
+@given(df=frames(), as_strings=st.booleans(), fmt=st.sampled_from(["classic", "swagger"]))
+def test_request_read_against_schema_is_typed(reader, df, as_strings, fmt):
     """What the local host does: the request read against the service's swagger schema."""
-    body = P.to_payload(df, numbers_as_strings=as_strings)
+    body = P.to_payload(df, numbers_as_strings=as_strings, format=fmt)
     back = reader(body, P.from_payload, schema=_schema(df, "input1"))
     _assert_typed_like(back, df, empty_is_missing=False)
 
