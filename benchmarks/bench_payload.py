@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     service_response = P.dumps(P.to_response(df))
     t_dec2, back2 = best(lambda: P.from_response(service_response), args.repeat)
     pd.testing.assert_frame_equal(back, back2)
-    del back2, service_response
+    back2 = service_response = None
     results = {"encode (to_payload + dumps)": t_enc, "decode (from_response), missing as null": t_dec,
                "decode (from_response), missing as \"\" (to_response's form)": t_dec2}
 

@@ -7,7 +7,6 @@ plain reader and so give the same message.
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pandas as pd
