@@ -222,7 +222,7 @@ def test_empty_frames_round_trip_typed(reader):
     assert typed.dtypes.astype(str).tolist()[:4] == ["int64", "float64", "str", "bool"]
 
 
-wire_values = st.none() | st.text(alphabet="0123456789.-+eE, xtrufalsTRUEFALS:TZ\"\\", max_size=8) | \
+wire_values = st.none() | st.text(alphabet="0123456789.-+eE, xtrufalsTRUEFALS:TZ\"\\é\n[]{}\x00", max_size=8) | \
     st.integers(-2**70, 2**70) | finite | st.booleans() | \
     st.sampled_from(["2024-02-29T10:00:00", "2024-02-30T10:00:00", "1e400", "NaN", "01", " 5", "true"])
 
