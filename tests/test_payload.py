@@ -264,3 +264,10 @@ def test_global_parameters_become_plain_json():
                                         "nested": {"a": [1]}}
     assert type(body["GlobalParameters"]["Hashing bitsize"]) is int
     json.dumps(body)   # any encoder can write it
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    result = doctest.testmod(P, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 10 and result.failed == 0
