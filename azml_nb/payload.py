@@ -1149,6 +1149,8 @@ class _Scanner:
         if not len(after):
             return None
         k1 = k0 + 1 + int(after[0])
+        if chars[k1] != 93:   # closed by "}": not JSON, the plain reader says so
+            return None
         tok, ch, dep = tokens[k0 + 1:k1], chars[k0 + 1:k1], depth[k0 + 1:k1]
         first, last = int(tokens[k0]), int(tokens[k1])
         if not len(tok):
@@ -1256,42 +1258,55 @@ def _json_array(text: bytes) -> list:
         raise _NoFastPath from None
 
 
-def _fast_bools(sp: _Spans, cs: np.ndarray, ce: np.ndarray) -> np.ndarray:
-    """true/false (any case) and 1/0, vectorised."""
+def _fast_bools(sp: _Spans, cs: np.ndarray, ce: np.ndarray, literal: np.ndarray) -> np.ndarray:
+    """Strings true/false (any case) or 1/0, and the JSON literals true/false/1/0, vectorised."""
     lens = ce - cs
     if not len(cs):
         return np.zeros(0, dtype=bool)
-    low = _grid(sp, cs, lens, 5)[:, :5] | 0x20
+    raw = _grid(sp, cs, lens, 5)[:, :5]
+    low = raw | 0x20
     true = ((lens == 4) & (low[:, 0] == 116) & (low[:, 1] == 114) & (low[:, 2] == 117) & (low[:, 3] == 101)) \
-        | ((lens == 1) & (low[:, 0] == 49))
+        | ((lens == 1) & (raw[:, 0] == 49))
     false = ((lens == 5) & (low[:, 0] == 102) & (low[:, 1] == 97) & (low[:, 2] == 108) & (low[:, 3] == 115)
-             & (low[:, 4] == 101)) | ((lens == 1) & (low[:, 0] == 48))
+             & (low[:, 4] == 101)) | ((lens == 1) & (raw[:, 0] == 48))
     if not (true | false).all():
+        raise _NoFastPath
+    if literal.any() and (raw[literal] != low[literal])[:, :4].any():   # JSON spells true and false lower case
         raise _NoFastPath
     return true
 
 
+_ISO_LAYOUT = "dddd-dd-ddTdd:dd:dd.ddddddddd"
+_ISO_UNITS = {10: "D", 16: "m", 19: "s", 23: "ms", 26: "us", 29: "ns"}
+
+
 def _fast_datetimes(sp: _Spans, cs: np.ndarray, ce: np.ndarray, miss: np.ndarray) -> Any:
-    """ISO 8601 text without offsets, one length for all: numpy parses it from bytes."""
+    """ISO 8601 text of one layout, no offsets (``2024-05-01T10:00:00[.fff]``): numpy parses
+    it from the bytes. Returns None for anything else (pandas then reads the text)."""
     lens = ce - cs
     keep = ~miss
-    if keep.any() and (lens[keep] == lens[keep][0]).all() and int(lens[keep][0]) in (10, 16, 19, 23, 26, 29):
-        width = int(lens[keep][0])
-        fixed = np.ascontiguousarray(_grid(sp, cs[keep], lens[keep], width)[:, :width]).view(f"S{width}").ravel()
-        unit = {10: "D", 16: "m", 19: "s", 23: "ms", 26: "us", 29: "ns"}[width]
-        if width >= 19 and not (fixed.view(np.uint8).reshape(-1, width)[:, 10] == ord("T")).all():
-            raise _NoFastPath
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")
-                parsed = fixed.astype(f"datetime64[{unit}]")
-        except (ValueError, Warning):
-            raise _NoFastPath from None
-        unit = "ns" if unit == "ns" else "us"   # as pandas reads ISO text
-        out = np.full(len(cs), np.datetime64("NaT"), dtype=f"datetime64[{unit}]")
-        out[keep] = parsed
-        return out
-    return None
+    if not keep.any():
+        return None
+    width = int(lens[keep][0])
+    if width not in _ISO_UNITS or not (lens[keep] == width).all():
+        return None
+    grid = np.ascontiguousarray(_grid(sp, cs[keep], lens[keep], width)[:, :width])
+    for k, mark in enumerate(_ISO_LAYOUT[:width]):
+        column = grid[:, k]
+        ok = ((column >= 48) & (column <= 57)) if mark == "d" else (column == ord(mark))
+        if not ok.all():
+            return None
+    unit = _ISO_UNITS[width]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            parsed = grid.view(f"S{width}").ravel().astype(f"datetime64[{unit}]")
+    except (ValueError, Warning):
+        return None
+    unit = "ns" if unit == "ns" else "us"   # as pandas reads ISO text
+    out = np.full(len(cs), np.datetime64("NaT"), dtype=f"datetime64[{unit}]")
+    out[keep] = parsed
+    return out
 
 
 def _fast_column(sp: _Spans, c: int, ctype: str | None, *, empty_is_missing: bool) -> Any:
@@ -1336,7 +1351,7 @@ def _fast_column(sp: _Spans, c: int, ctype: str | None, *, empty_is_missing: boo
         if escaped is not None and escaped[keep].any():
             raise _NoFastPath
         if ctype == "Boolean":
-            return _bools_column(_fast_bools(sp, cs[keep], ce[keep]), miss)
+            return _bools_column(_fast_bools(sp, cs[keep], ce[keep], literal[keep]), miss)
         everything = keep.all()
         text = _gather(sp, cs if everything else cs[keep], ce if everything else ce[keep], b",")
         if text.translate(None, b"0123456789-," if ctype in ("Int32", "Int64") else b"0123456789-+.eE,"):
