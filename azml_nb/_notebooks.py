@@ -15,6 +15,7 @@ import base64
 import copy
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -85,20 +86,27 @@ def execute(path: str | Path, *, parameters: Mapping[str, Any] | None = None,
         ``notebook`` attribute holds the notebook as far as it ran.
     """
     from nbclient import NotebookClient
+    from traitlets.config import Config
 
     path = Path(path)
     nb = inject_parameters(nbformat.read(path, as_version=4), parameters or {})
     kernel_env = dict(os.environ)
     kernel_env.pop("MPLBACKEND", None)          # the inline backend, so that plots are outputs
     kernel_env.update(env or {})
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
-                            resources={"metadata": {"path": str(cwd or path.parent)}})
     log.info("executing %s", path.name)
-    try:
-        client.execute(env=kernel_env)
-    except Exception as err:
-        err.notebook = nb           # the cells run so far, with the failing one's traceback
-        raise
+    with tempfile.TemporaryDirectory(prefix="azml-kernel-") as sockets:
+        # IPC sockets in a private folder rather than TCP on loopback: nothing else on the
+        # machine can reach the kernel (and ipykernel prints no plain-text transport warning).
+        config = Config()
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = str(Path(sockets) / "kernel")
+        client = NotebookClient(nb, config=config, timeout=timeout, kernel_name=kernel_name,
+                                resources={"metadata": {"path": str(cwd or path.parent)}})
+        try:
+            client.execute(env=kernel_env)
+        except Exception as err:
+            err.notebook = nb           # the cells run so far, with the failing one's traceback
+            raise
     return nb
 
 
