@@ -64,7 +64,7 @@ def _cmd_apim(args: argparse.Namespace) -> int:
 
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="run the offline stack (Azurite + web-service host) until Ctrl-C",
+    p = sub.add_parser("serve", help="run the offline stack (Azurite, web-service host, gateway) until Ctrl-C",
                        description="Start Azurite and the local web-service host with the feature-hashing "
                                    "experiment published. The first stdout line is one JSON object with "
                                    "everything a client needs (it holds the keys); then human-readable "
