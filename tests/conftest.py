@@ -14,6 +14,16 @@ import pytest
 from azml_nb.errors import LocalStackError
 
 
+def skip_or_fail(message: str) -> None:
+    """Skip the calling test for a missing component (*message* says how to install it).
+
+    Under ``CI=true`` a missing component is a failure, never a skip.
+    """
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(f"CI=true and {message}", pytrace=False)
+    pytest.skip(message)
+
+
 def skip_or_fail_without_node() -> None:
     """Skip the calling test when Node.js or the npm install of Azurite is missing (fail on CI)."""
     from azml_nb.local.azurite import find_azurite
@@ -21,9 +31,7 @@ def skip_or_fail_without_node() -> None:
     try:
         find_azurite()
     except LocalStackError as err:
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(f"CI=true and Node.js/Azurite are missing: {err}", pytrace=False)
-        pytest.skip(f"needs Node.js and Azurite: {err}")
+        skip_or_fail(f"Node.js/Azurite are missing: {err}")
 
 
 @pytest.fixture(scope="session")

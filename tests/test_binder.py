@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import skip_or_fail_without_node
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -112,17 +112,6 @@ def test_binder_scripts_are_executable_bash():
     assert start.rstrip().endswith('exec "$@"')
 
 
-def _need_node() -> None:
-    missing = [tool for tool in ("node",) if shutil.which(tool) is None]
-    if not (ROOT / "node_modules" / ".bin" / "azurite-blob").exists():
-        missing.append("node_modules (npm ci)")
-    if missing:
-        hint = f"binder/start needs {', '.join(missing)}: run `make setup` (Debian: apt-get install nodejs npm; then npm ci)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(hint)
-        pytest.skip(hint)
-
-
 # What the exec'd command does: read the AZML_* variables binder/start exported and score
 # the docs example through them, as a notebook kernel started by the server would.
 _PROBE = r"""
@@ -139,7 +128,7 @@ print(json.dumps({"env": sorted(env), "args": sys.argv[1:],
 
 @pytest.mark.integration
 def test_binder_start_launches_the_stack_and_execs_its_arguments(tmp_path):
-    _need_node()
+    skip_or_fail_without_node()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZML_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["AZML_STACK_DIR"] = str(tmp_path)
