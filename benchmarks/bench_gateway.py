@@ -19,17 +19,13 @@ import argparse
 import json
 import subprocess
 import sys
-import threading
-import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from azml_nb.datasets import synthetic_reviews  # noqa: E402
+from _load import hammer, rrs_body  # noqa: E402
 
 CHILD = """
 import json, sys
@@ -40,44 +36,6 @@ print(json.dumps({"gateway_url": gw.api_url(),
 sys.stdin.read()          # until the parent closes our stdin
 gw.stop()
 """
-
-
-def body_of(rows: int) -> bytes:
-    texts = synthetic_reviews(rows, seed=rows)["Col2"].tolist()
-    return json.dumps({"Inputs": {"input1": {"ColumnNames": ["Col2"], "Values": [[t] for t in texts]}},
-                       "GlobalParameters": {}}).encode()
-
-
-def load(url: str, headers: dict, body: bytes, *, clients: int, seconds: float) -> dict:
-    outcomes: Counter = Counter()
-    latencies: list[float] = []
-    lock, stop = threading.Lock(), threading.Event()
-
-    def client() -> None:
-        session = requests.Session()
-        while not stop.is_set():
-            t = time.perf_counter()
-            try:
-                status = session.post(url, data=body, headers=headers, timeout=60).status_code
-            except requests.RequestException as err:
-                status = type(err).__name__
-            with lock:
-                outcomes[status] += 1
-                if status == 200:
-                    latencies.append(time.perf_counter() - t)
-        session.close()
-
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join(120)
-    elapsed = time.perf_counter() - t0
-    lat = np.array(latencies) if latencies else np.array([float("nan")])
-    return {"outcomes": outcomes, "ok": outcomes[200], "elapsed": elapsed, "lat": lat}
 
 
 def main() -> int:
@@ -108,11 +66,11 @@ def main() -> int:
               "its own process; 2 cores shared with other work on the machine")
         bad = 0
         for rows in (1, 100):
-            body = body_of(rows)
+            body = rrs_body(rows)
             totals = {name: [0, 0.0, []] for name in targets}
             for _ in range(args.rounds):
                 for name, (url, headers) in targets.items():
-                    res = load(url, headers, body, clients=args.clients, seconds=args.duration)
+                    res = hammer(url, headers, body, clients=args.clients, seconds=args.duration)
                     totals[name][0] += res["ok"]
                     totals[name][1] += res["elapsed"]
                     totals[name][2].append(res["lat"])

@@ -18,25 +18,16 @@ import argparse
 import json
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from azml_nb.datasets import synthetic_reviews  # noqa: E402
 from azml_nb.local.experiments import simple_feature_hashing_experiment  # noqa: E402
 from azml_nb.local.host import WebServiceHost  # noqa: E402
-
-
-def body_of(rows: int) -> bytes:
-    texts = synthetic_reviews(rows, seed=rows)["Col2"].tolist()
-    return json.dumps({"Inputs": {"input1": {"ColumnNames": ["Col2"], "Values": [[t] for t in texts]}},
-                       "GlobalParameters": {}}).encode()
+from _load import hammer, rrs_body  # noqa: E402
 
 
 def anchor(body: bytes, seconds: float = 3.0) -> float:
@@ -55,38 +46,8 @@ def load(info: dict, body: bytes, *, clients: int, seconds: float) -> dict:
     url = (f"{info['base_url']}/workspaces/{info['workspace']}/services/{info['service']}"
            "/execute?api-version=2.0&details=true")
     headers = {"Authorization": "Bearer " + info["api_key"], "Content-Type": "application/json"}
-    outcomes: Counter = Counter()
-    latencies: list[float] = []
-    lock, stop = threading.Lock(), threading.Event()
-
-    def client() -> None:
-        session = requests.Session()
-        while not stop.is_set():
-            t = time.perf_counter()
-            try:
-                resp = session.post(url, data=body, headers=headers, timeout=60)
-                key = resp.status_code
-                if key == 503:
-                    key = f"503 {resp.json()['error']['details'][0]['code']}"
-            except requests.RequestException as err:
-                key = type(err).__name__
-            dt = time.perf_counter() - t
-            with lock:
-                outcomes[key] += 1
-                if key == 200:
-                    latencies.append(dt)
-        session.close()
-
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join(120)
-    elapsed = time.perf_counter() - t0
-    lat = np.array(latencies) if latencies else np.array([float("nan")])
+    res = hammer(url, headers, body, clients=clients, seconds=seconds)
+    lat, elapsed, outcomes = res["lat"], res["elapsed"], res["outcomes"]
     return {"outcomes": dict(outcomes), "ok_per_s": outcomes[200] / elapsed,
             "all_per_s": sum(outcomes.values()) / elapsed,
             "p50_ms": float(np.percentile(lat, 50) * 1000), "p95_ms": float(np.percentile(lat, 95) * 1000)}
@@ -106,7 +67,7 @@ def main() -> int:
         print(f"{args.clients} clients x {args.duration:g} s per size, host in its own process, "
               f"MaxConcurrentCalls 20 (2 shared cores, other work on the machine)")
         for rows in (1, 1000):
-            body = body_of(rows)
+            body = rrs_body(rows)
             base = anchor(body)
             res = load(info, body, clients=args.clients, seconds=args.duration)
             unexpected = {k: v for k, v in res["outcomes"].items()
