@@ -287,6 +287,14 @@ def test_api_version_other_than_2_0_is_rejected(host):
     assert "1.0" in _error(requests.post(url, json=DOCS_BODY, headers=_auth(svc), timeout=30), 400, "BadArgument")
 
 
+@pytest.mark.parametrize("tail", ["/execute?api-version=2.0", "/jobs?api-version=2.0"])
+def test_deeply_nested_json_is_400_not_500(host, tail):
+    svc = host.fh
+    body = b"[" * 4000 + b"]" * 4000          # valid JSON nested deeper than Python's recursion limit
+    resp = requests.post(svc._url(tail), data=body, headers=_auth(svc), timeout=30)
+    _error(resp, 400, "BadArgument", "InputParseError")
+
+
 # --- concurrency, timeouts, fault injection -------------------------------------------------
 
 def _blocking_experiment(gate: threading.Event, started: threading.Semaphore):

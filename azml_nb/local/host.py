@@ -400,6 +400,8 @@ class WebServiceHost:
             return loads(body) if body.strip() else None
         except PayloadError as err:
             raise bad_argument("InputParseError", f"The request body is {err}") from err
+        except RecursionError:  # valid JSON nested deeper than the parser's stack
+            raise bad_argument("InputParseError", "The request body is nested too deeply to parse.") from None
 
     # --- RRS ---------------------------------------------------------------------------
 
