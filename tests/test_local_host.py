@@ -295,6 +295,19 @@ def test_deeply_nested_json_is_400_not_500(host, tail):
     _error(resp, 400, "BadArgument", "InputParseError")
 
 
+@pytest.mark.parametrize("value", ['"1e400"', '"-Infinity"', "1e400"])   # JSON text of the cell
+def test_infinite_double_is_400_naming_column_and_row(host, value):
+    svc = host.publish(Experiment(name="Doubles", modules=[PythonScript(lambda df: df)], input_schema={"x": "Double"},
+                                  example=pd.DataFrame({"x": [0.5]})), service="doubles")
+    try:
+        body = '{"Inputs": {"input1": {"ColumnNames": ["x"], "Values": [["1.5"], [%s]]}}}' % value
+        msg = _error(requests.post(svc.execute_url, data=body, headers=_auth(svc), timeout=30),
+                     400, "BadArgument", "InputParseError")
+        assert "'x'" in msg and "row 1" in msg
+    finally:
+        host.unpublish(svc)
+
+
 # --- concurrency, timeouts, fault injection -------------------------------------------------
 
 def _blocking_experiment(gate: threading.Event, started: threading.Semaphore):

@@ -41,6 +41,7 @@ from datetime import timedelta
 from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import parse_qs
 
+import numpy as np
 import pandas as pd
 
 from ..errors import PayloadError, SchemaError
@@ -518,7 +519,7 @@ class WebServiceHost:
             frame = from_payload({"Inputs": {name: table}}, format=fmt, schema={"definitions": svc._definitions})
             if list(frame.columns) != expected:
                 frame = frame[expected]
-            return coerce_to_schema(frame, exp.input_schema)
+            return _check_finite(coerce_to_schema(frame, exp.input_schema), exp.input_schema)
         except SchemaError as err:  # pragma: no cover - the checks above come first
             raise bad_argument("TableSchemaColumnNameMismatch", f"{label}: {err}", target=name) from err
         except PayloadError as err:
@@ -669,6 +670,22 @@ def _swagger_type(value: Any) -> str:
     if isinstance(value, float):
         return "number"
     return "string"
+
+
+def _check_finite(frame: pd.DataFrame, schema: Mapping[str, str]) -> pd.DataFrame:
+    """*frame*, or a PayloadError naming the first infinite Double cell.
+
+    ``"1e400"`` and ``"Infinity"`` parse as floats, but the answer cannot carry them (JSON
+    has no infinity), so they are refused as input like any value that does not parse.
+    """
+    for col, ctype in schema.items():
+        if ctype == "Double":
+            bad = np.flatnonzero(np.isinf(frame[col].to_numpy(dtype="float64", na_value=np.nan)))
+            if bad.size:
+                row = int(bad[0])
+                raise PayloadError(f"column {col!r} row {row}: {frame[col].iloc[row]!r} is not a finite Double",
+                                   column=col, row=row)
+    return frame
 
 
 def _allow(method: str, *allowed: str) -> None:
