@@ -245,7 +245,10 @@ def hashed_diff(left, right, *, names: tuple[str, str] = ("local", "service"),
             axes[2].text(j, i, f"{diff[i, j]:+g}", ha="center", va="center", fontsize=8, color="white")
         axes[2].add_patch(Rectangle((float(j) - 0.5, float(i) - 0.5), 1, 1, fill=False, edgecolor="red",
                                     linewidth=2, gid=MISMATCH_GID))
-    fig.colorbar(image, ax=axes[2], label=f"{names[1]} - {names[0]} (count)", location="bottom", shrink=0.8)
+    bar = fig.colorbar(image, ax=axes[2], label=f"{names[1]} - {names[0]} (count)", location="bottom",
+                       shrink=0.8)
+    bar.locator = MaxNLocator(integer=True)      # differences of counts are whole numbers
+    bar.update_ticks()
     if not mask.any():
         axes[2].text(0.5, 0.5, "all cells agree", ha="center", va="center", fontsize=12,
                      color="#2a7d2e", transform=axes[2].transAxes)
@@ -359,7 +362,7 @@ def collision_curve(texts: Iterable, *, bitsizes: Iterable[int] = range(1, 21), 
     ax.set_xticks(list(rates.index))
     ax.set_ylim(-2, 102)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(loc="lower left")      # the curve falls from top left to bottom right
     return ax
 
 
@@ -467,6 +470,9 @@ def usage_dashboard(records: pd.DataFrame, *, freq: str | None = None,
                      label="gateway (api time)")
         latency.plot(centre, timeline["service_time_ms"].to_numpy(dtype=float), marker=".",
                      label="backend (service time)")
+        slowest = np.nanmax(timeline[["api_time_ms", "service_time_ms"]].to_numpy(dtype=float), initial=0)
+        if np.isfinite(slowest) and slowest > 0:
+            latency.set_ylim(0, 1.35 * slowest)        # room for the legend above the lines
         latency.legend(loc="upper left", ncols=2)
         calls.set_ylim(0, 1.3 * max(1.0, bottom.max()))
         calls.legend(loc="upper left", ncols=3)
@@ -478,7 +484,9 @@ def usage_dashboard(records: pd.DataFrame, *, freq: str | None = None,
     calls.yaxis.set_major_locator(MaxNLocator(integer=True))
     locator = AutoDateLocator()
     latency.xaxis.set_major_locator(locator)
-    latency.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    # clock times down to the second (not bare "53.5"); the date goes to the axis offset
+    latency.xaxis.set_major_formatter(ConciseDateFormatter(
+        locator, formats=["%Y", "%b", "%d", "%H:%M", "%H:%M", "%H:%M:%S.%f"]))
     for axis in axes:
         axis.grid(True, axis="y", alpha=0.3)
     return fig
