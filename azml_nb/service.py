@@ -381,13 +381,15 @@ class WebService:
         return self.gateway_url or self.base_url  # type: ignore[return-value]
 
     def execute_url(self, *, format: str = "classic", details: bool = True) -> str:
-        """The RRS URL for *format* (``"classic"`` or ``"swagger"``)."""
+        """The RRS URL for *format* (``"classic"`` or ``"swagger"``).
+
+        ``details`` is always spelled out (``details=false`` too): an APIM operation whose
+        URL template names it, as the seed's RRS Execute does, answers 404 without it.
+        """
         url = f"{self._root}/execute?api-version={API_VERSION}"
         if format == "swagger":
             url += "&format=swagger"
-        if details:
-            url += "&details=true"
-        return url
+        return url + ("&details=true" if details else "&details=false")
 
     def jobs_url(self, job_id: str | None = None, suffix: str = "") -> str:
         """The BES URL of the job list, or of one job (plus ``/start`` etc.)."""
