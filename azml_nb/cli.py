@@ -65,8 +65,9 @@ def _cmd_apim(args: argparse.Namespace) -> int:
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the offline stack (Azurite, web-service host, gateway) until Ctrl-C",
-                       description="Start Azurite and the local web-service host with the feature-hashing "
-                                   "experiment published. The first stdout line is one JSON object with "
+                       description="Start Azurite, the local web-service host with the feature-hashing "
+                                   "experiment published, and the APIM-style gateway in front of it. "
+                                   "The first stdout line is one JSON object with "
                                    "everything a client needs (it holds the keys); then human-readable "
                                    "lines. Ctrl-C (or SIGTERM) stops everything.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
@@ -219,8 +220,12 @@ def _cmd_hash(args: argparse.Namespace) -> int:
         out = feature_hashing(df, columns, args.bitsize, args.ngrams, stringify=args.stringify)
     except AzmlError:
         raise
-    except (ValueError, MemoryError, OSError) as err:      # EmptyDataError is a ValueError
-        print(f"azml-nb hash: {err}", file=sys.stderr)
+    except MemoryError as err:
+        print(f"azml-nb hash: {str(err).split(';')[0]}; choose a smaller --bitsize (or, in Python, "
+              "feature_hashing(..., sparse=True) for a sparse matrix)", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as err:      # EmptyDataError is a ValueError
+        print(f"azml-nb hash: {_file_error(err) if isinstance(err, OSError) else err}", file=sys.stderr)
         return 2
     out.to_csv(sys.stdout if args.output == "-" else args.output, index=False)
     if args.output != "-":
@@ -232,7 +237,8 @@ def _cmd_hash(args: argparse.Namespace) -> int:
 def _client_options(p: argparse.ArgumentParser) -> None:
     """Options shared by `score` and `batch`: where the credentials come from."""
     p.add_argument("--info", metavar="FILE",
-                   help="the JSON line `azml-nb serve` prints (file); default: AZML_* environment variables")
+                   help="a file holding the first line `azml-nb serve` prints (its JSON); "
+                        "default: the AZML_* environment variables")
     via = p.add_mutually_exclusive_group()
     via.add_argument("--gateway", dest="gateway", action="store_const", const=True, default=None,
                      help="go through the APIM gateway (needs gateway_url and subscription_key)")
@@ -244,11 +250,17 @@ def _client_options(p: argparse.ArgumentParser) -> None:
 
 
 def _web_service(args: argparse.Namespace):
+    from .errors import ConfigurationError
     from .service import WebService
 
     if args.info:
         return WebService.from_info(args.info, gateway=args.gateway)
-    return WebService.from_env(gateway=args.gateway)
+    try:
+        return WebService.from_env(gateway=args.gateway)
+    except ConfigurationError as err:
+        raise ConfigurationError(
+            f"{err}. Export the AZML_* variables (see docs/scoring.md), or pass --info FILE with "
+            "the first line `azml-nb serve` prints") from err
 
 
 def _global_parameters(pairs: Sequence[str]) -> dict:
@@ -291,10 +303,15 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", metavar="INPUT.csv", help="CSV file with a header row ('-' = stdin)")
     p.add_argument("-o", "--output", default="-", metavar="OUTPUT.csv", help="default: stdout")
     _client_options(p)
-    p.add_argument("--format", choices=("classic", "swagger"), default="classic")
-    p.add_argument("--batch-size", type=int, default=None, metavar="N", help="rows per request")
-    p.add_argument("--max-workers", type=int, default=None, metavar="N", help="requests at once")
-    p.add_argument("--max-request-bytes", type=int, default=None, metavar="N")
+    p.add_argument("--format", choices=("classic", "swagger"), default="classic",
+                   help="request body layout: column names + value rows, or row records "
+                        "(default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="rows per request (default: 1000)")
+    p.add_argument("--max-workers", type=int, default=None, metavar="N",
+                   help="requests at once (default: 4)")
+    p.add_argument("--max-request-bytes", type=int, default=None, metavar="N",
+                   help="largest request body; batches are cut smaller to fit (default: 4000000)")
     p.add_argument("--keep-going", action="store_true",
                    help="write every batch that succeeded, report the failed rows, exit 1")
     p.set_defaults(func=_cmd_score)
@@ -383,6 +400,13 @@ _COMMANDS.append(("batch", _batch_parser))
 
 # --- entry point -------------------------------------------------------------------------
 
+def _file_error(err: OSError) -> str:
+    """'missing.csv: No such file or directory' rather than "[Errno 2] No such file ..."."""
+    if err.filename is None or not err.strerror:
+        return str(err)
+    return f"{err.filename}: {err.strerror}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="azml-nb",
@@ -407,6 +431,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AzmlError as err:
         print(f"azml-nb {args.command}: {err}", file=sys.stderr)
         return 1
+    except OSError as err:                        # a missing, unreadable or unwritable file
+        print(f"azml-nb {args.command}: {_file_error(err)}", file=sys.stderr)
+        return 2
+    except ValueError as err:                     # pandas: an empty or malformed CSV file
+        import pandas as pd
+
+        if not isinstance(err, (pd.errors.EmptyDataError, pd.errors.ParserError)):
+            raise
+        print(f"azml-nb {args.command}: cannot read the CSV input: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"azml-nb {args.command}: interrupted", file=sys.stderr)
         return 130
