@@ -33,7 +33,7 @@ def payload_demo() -> None:
         "Values": [["1", "1", "2", "2", "0", "2", "0", "1"]]}}}}
     frame = az.from_response(body)
     print(frame.to_string())
-    print(frame.dtypes.value_counts().to_string())
+    print("  column types:", ", ".join(f"{n} x {t}" for t, n in frame.dtypes.astype(str).value_counts().items()))
 
 
 def stack_demo(stack=None) -> None:
@@ -127,7 +127,8 @@ def gateway_demo(stack) -> None:
 
     step("Gateway usage report, by operation (the APIM Reports API's fields)")
     report = stack.gateway.usage.report(by="operation")
-    print(report.to_string(index=False))
+    print(report.round(1).to_string(index=False))
+    print("  (bandwidth in bytes; apiTimeAvg and serviceTimeAvg in ms)")
 
 
 def pictures_demo(out: Path, *, stack=None) -> list[Path]:
@@ -245,10 +246,14 @@ def notebooks_demo(out: Path, *, stack, paths=None) -> list[dict]:
             plots = _notebooks.save_images(nb, pictures, path.stem)
         cells = sum(1 for c in nb.cells if c.cell_type == "code") if nb is not None else 0
         print(f"  {'ran' if error is None else 'FAILED'} in {seconds:.1f} s: {cells} code cells, "
-              f"{len(plots or [])} pictures -> {html}" + (f"\n  error: {error}" if error else ""))
+              f"{_pictures(len(plots or []))} -> {html}" + (f"\n  error: {error}" if error else ""))
         summary.append({"name": path.name, "ok": error is None, "seconds": seconds, "cells": cells,
                         "plots": len(plots or []), "html": html, "error": error})
     return summary
+
+
+def _pictures(n: int) -> str:
+    return f"{n} picture" + ("" if n == 1 else "s")
 
 
 def _print_summary(summary: list[dict], out: Path) -> None:
@@ -256,7 +261,7 @@ def _print_summary(summary: list[dict], out: Path) -> None:
     width = max(len(s["name"]) for s in summary) if summary else 10
     for s in summary:
         print(f"  {s['name']:<{width}}  {'ok    ' if s['ok'] else 'FAILED'}  {s['seconds']:6.1f} s  "
-              f"{s['plots']:2d} pictures  {s['html'] or ''}")
+              f"{_pictures(s['plots']):<10}  {s['html'] or ''}")
     print(f"\n  Open {out.resolve() / 'notebooks'} in a browser for the executed notebooks; "
           f"pictures are in {out.resolve() / 'plots'} and {out.resolve() / 'pictures'}.")
 
