@@ -24,7 +24,12 @@ def _apim_parser(sub: argparse._SubParsersAction) -> None:
                        description="Write the API as OpenAPI 3.0 (for `az apim api import`) and print "
                                    "the az commands that recreate the local gateway's set-up.")
     verbs = p.add_subparsers(dest="apim_command", metavar="VERB", required=True)
-    e = verbs.add_parser("export", help="write the OpenAPI document; print the az apim commands")
+    e = verbs.add_parser("export", help="write the OpenAPI document; print the az apim commands",
+                         description="Write the demo API (RRS Execute, four BES operations, the service's "
+                                     "swagger.json) as an OpenAPI 3.0 document and print a bash script of "
+                                     "az commands that creates the same instance, API, products and "
+                                     "subscriptions in Azure, e.g. `azml-nb apim export > create-apim.sh`. "
+                                     "The backend key is read from $AZUREML_API_KEY when the script runs.")
     e.add_argument("-o", "--output", default="azureml-demo.openapi.json", metavar="FILE",
                    help="where to write the OpenAPI JSON (default: %(default)s; '-' = stdout, "
                         "then the commands go to stderr)")
@@ -33,7 +38,8 @@ def _apim_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--swagger", default=None, metavar="FILE",
                    help="the service's swagger.json, for its column schema")
     e.add_argument("--name", default="demoazureml", help="APIM instance name (default: %(default)s)")
-    e.add_argument("--resource-group", default="azureml-demo-rg", help="default: %(default)s")
+    e.add_argument("--resource-group", default="azureml-demo-rg", metavar="RG",
+                   help="Azure resource group for the instance (default: %(default)s)")
     e.set_defaults(func=_cmd_apim)
 
 
