@@ -247,7 +247,7 @@ def test_score_form_scores_the_docs_example_and_is_disabled_while_running(info):
     assert form.result[FEATURES].iloc[0].tolist() == DOCS_COUNTS
     html = _html(form.output)
     assert "<table" in html and "Col2_HashingFeature.7" in html and DOCS_TEXT in html
-    assert "1 rows x 9 columns" in output_text(form.output)
+    assert "1 row x 9 columns" in output_text(form.output)
 
 
 @pytest.mark.integration

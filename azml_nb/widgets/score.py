@@ -191,8 +191,9 @@ class ScoreForm(w.VBox):
             show_error(self.output, err, what="Score", secrets=service_secrets(self.svc))
         else:
             self.result = result
-            show_frame(self.output, result, title=f"Result: {len(result)} rows x {result.shape[1]} "
-                       f"columns in {seconds:.2f} s")
+            rows, columns = result.shape
+            show_frame(self.output, result, title=f"Result: {rows} row{'s' * (rows != 1)} x "
+                       f"{columns} column{'s' * (columns != 1)} in {seconds:.2f} s")
             log.info("scored %d rows", len(frame))
         finally:
             self.running = False
