@@ -994,16 +994,16 @@ class _Spans:
     """Where the values of one classic ``Values`` table lie in the raw body.
 
     ``starts``/``ends`` are (columns, rows) byte offsets of each value's JSON text (a
-    string value includes its quotes); ``is_str`` says which values are JSON strings
-    (None: all of them).
+    string value includes its quotes); ``is_str`` says which values are JSON strings or
+    null (None: all of them); ``is_null`` which are null (None: none).
     """
 
-    __slots__ = ("data", "buf", "starts", "ends", "is_str", "backslashes", "nulls")
+    __slots__ = ("data", "buf", "starts", "ends", "is_str", "is_null", "backslashes")
 
     def __init__(self, data: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                 is_str: np.ndarray | None, backslashes: np.ndarray, nulls: bool = True):
+                 is_str: np.ndarray | None, is_null: np.ndarray | None, backslashes: np.ndarray):
         self.data, self.buf, self.starts, self.ends = data, buf, starts, ends
-        self.is_str, self.backslashes, self.nulls = is_str, backslashes, nulls
+        self.is_str, self.is_null, self.backslashes = is_str, is_null, backslashes
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -1018,20 +1018,6 @@ def _odd_backslashes_before(data: bytes, pos: int) -> bool:
     return run % 2 == 1
 
 
-def _find_word(buf: np.ndarray, size: int, word: bytes) -> np.ndarray:
-    """Sorted offsets of the 4-byte *word* in ``buf[:size]``: one uint32 compare per 4 bytes,
-    at each of the 4 alignments."""
-    target = np.frombuffer(word, dtype=np.uint32)[0]
-    found = []
-    for shift in range(4):
-        count = (size - shift) // 4
-        words = buf[shift:shift + 4 * count].view(np.uint32)
-        found.append(np.flatnonzero(words == target) * 4 + shift)
-    hits = np.concatenate(found)
-    hits.sort()
-    return hits
-
-
 def _skip_ws(data: bytes, j: int) -> int:
     while data[j:j + 1] in _WS and j < len(data):
         j += 1
@@ -1040,8 +1026,6 @@ def _skip_ws(data: bytes, j: int) -> int:
 
 class _Scanner:
     """Lazily computed facts about one raw body, shared by its tables."""
-
-    nulls = 0   # how many null tokens were rewritten
 
     def __init__(self, data: bytes):
         self.data = data
@@ -1059,16 +1043,19 @@ class _Scanner:
             escaped = [p for p in maybe.tolist() if _odd_backslashes_before(data, p)]
             if escaped:
                 quotes = np.setdiff1d(quotes, np.array(escaped, dtype=quotes.dtype), assume_unique=True)
+        self.null_at = np.zeros(0, dtype=quotes.dtype)   # offsets of the null tokens outside strings
         if len(quotes) % 2 == 0 and b"null" in data:
-            # null -> "\0\0" (same length; no JSON string holds raw NUL bytes), so that a table of
-            # strings and nulls is read by the all-strings path; the data bytes stay as they are
-            hit = _find_word(self.buf, len(data), b"null")
-            hit = hit[(np.searchsorted(quotes, hit) & 1) == 0].astype(quotes.dtype)
-            self.nulls = len(hit)
+            # null -> "\0\0" (same length), so that a table of strings and nulls is read by the
+            # all-strings path; the data bytes stay as they are
+            hit = np.flatnonzero(body == 110).astype(quotes.dtype)   # n
+            hit = hit[(self.buf[hit + 1] == 117) & (self.buf[hit + 2] == 108) & (self.buf[hit + 3] == 108)]
+            where = np.searchsorted(quotes, hit)
+            outside = (where & 1) == 0
+            hit, where = hit[outside], where[outside]
             if len(hit):
                 self.buf[hit], self.buf[hit + 1], self.buf[hit + 2], self.buf[hit + 3] = 34, 0, 0, 34
-                where = np.searchsorted(quotes, hit)
                 quotes = np.insert(quotes, np.repeat(where, 2), np.column_stack([hit, hit + 3]).ravel())
+                self.null_at = hit
         self.quotes = quotes
         self.opens, self.closes = quotes[0::2], quotes[1::2]
         self.precise = bool(len(self.backslashes))   # drop brackets and commas inside strings
@@ -1101,6 +1088,18 @@ class _Scanner:
             self._tokens = (tokens, chars, np.cumsum(_DEPTH[chars], dtype=np.int32))
         return self._tokens
 
+    def null_mask(self, starts: np.ndarray) -> np.ndarray | None:
+        """(columns, rows) mask of the values that are null tokens, from their (rows, columns)
+        *starts*; None when there are none. Every such token is a whole value (the callers
+        have checked that each quote is the first or last byte of a value)."""
+        lo, hi = np.searchsorted(self.null_at, (starts[0, 0], starts[-1, -1] + 1))
+        if lo == hi:
+            return None
+        k = np.searchsorted(starts.ravel(), self.null_at[lo:hi])
+        mask = np.zeros(starts.shape[::-1], dtype=bool)
+        mask[k % starts.shape[1], k // starts.shape[1]] = True
+        return mask
+
     def table(self, start: int) -> tuple[_Spans, int] | None:
         """The spans of the ``[[...], ...]`` array opening at *start*, and the offset just after it."""
         found = self._all_strings_table(start)
@@ -1126,9 +1125,9 @@ class _Scanner:
         nrows = len(breaks) + 1
         if nrows * width != n or (len(breaks) and not np.array_equal(breaks, np.arange(1, nrows) * width - 1)):
             return None   # ragged: the plain reader names the row
-        starts = o[i0:i1 + 1].reshape(nrows, width).T.copy()
+        starts = o[i0:i1 + 1].reshape(nrows, width)
         ends = c[i0:i1 + 1].reshape(nrows, width).T + 1
-        return _Spans(data, self.buf, starts, ends, None, self.backslashes, self.nulls > 0), end + 2
+        return _Spans(data, self.buf, starts.T.copy(), ends, None, self.null_mask(starts), self.backslashes), end + 2
 
     def _token_table(self, start: int) -> tuple[_Spans, int] | None:
         """General case: strings, numbers, booleans and null, compact JSON."""
@@ -1157,7 +1156,7 @@ class _Scanner:
             if data[first + 1:last].strip():
                 return None
             empty = np.zeros((0, 0), dtype=np.intp)
-            return _Spans(data, buf, empty, empty, None, self.backslashes), last + 1
+            return _Spans(data, buf, empty, empty, None, None, self.backslashes), last + 1
         if (dep > base + 1).any():
             return None   # nested values or objects in cells: the plain reader explains
         between_rows = (ch == 44) & (dep == base)
@@ -1178,8 +1177,9 @@ class _Scanner:
             if not (grid[:, 1] == grid[:, 0] + 1).all():
                 return None
             empty = np.zeros((0, nrows), dtype=np.intp)
-            return _Spans(data, buf, empty, empty, None, self.backslashes), last + 1
-        starts, ends = grid[:, :-1].T + 1, grid[:, 1:].T.copy()
+            return _Spans(data, buf, empty, empty, None, None, self.backslashes), last + 1
+        by_row = grid[:, :-1] + 1
+        starts, ends = by_row.T, grid[:, 1:].T.copy()
         is_str = (buf[starts] == 34) & (buf[ends - 1] == 34) & (ends - starts >= 2)
         if len(self.backslashes) and (buf[ends[is_str] - 2] == 92).any():
             return None   # a value ending in an escaped quote is not a whole string
@@ -1187,7 +1187,7 @@ class _Scanner:
         n_quotes = int(np.searchsorted(self.opens, last) - np.searchsorted(self.opens, first)) * 2
         if n_quotes != 2 * int(is_str.sum()):
             return None
-        return _Spans(data, buf, starts, ends, is_str, self.backslashes), last + 1
+        return _Spans(data, buf, starts, ends, is_str, self.null_mask(by_row), self.backslashes), last + 1
 
 
 def _scan(data: bytes) -> tuple[bytes, dict[str, _Spans]] | None:
@@ -1311,17 +1311,13 @@ def _fast_datetimes(sp: _Spans, cs: np.ndarray, ce: np.ndarray, miss: np.ndarray
 
 def _fast_column(sp: _Spans, c: int, ctype: str | None, *, empty_is_missing: bool) -> Any:
     """Read column *c* of *sp* as *ctype* (None: infer from the JSON); raises _NoFastPath."""
-    buf = sp.buf
     s, e = sp.starts[c], sp.ends[c]
     n = len(s)
-    is_str = sp.is_str[c] if sp.is_str is not None else np.ones(n, dtype=bool)
-    if sp.nulls:
-        is_null = is_str & (e - s == 4) & (buf[s + 1] == 0) & (buf[s + 2] == 0)   # null, see _Scanner
-        if is_null.any():
-            is_str = is_str & ~is_null
+    is_null = sp.is_null[c] if sp.is_null is not None else np.zeros(n, dtype=bool)
+    if sp.is_str is None:   # strings and nulls only
+        is_str, literal = ~is_null, np.zeros(n, dtype=bool)
     else:
-        is_null = np.zeros(n, dtype=bool)
-    literal = ~is_str & ~is_null if sp.is_str is not None or sp.nulls else is_null
+        is_str, literal = sp.is_str[c] & ~is_null, ~sp.is_str[c]
     if literal.any():
         cs, ce = np.where(is_str, s + 1, s), np.where(is_str, e - 1, e)
     else:
