@@ -238,3 +238,17 @@ def test_jobs_queue_on_a_bounded_pool_and_delete_cancels(local_stack):
     finally:
         gate.set()
         local_stack.host.unpublish(svc)
+
+
+def test_jobs_run_after_the_host_is_stopped_and_started_again(azurite):
+    from azml_nb.local import start
+
+    stack = start(storage=azurite, gateway=False)
+    try:
+        stack.host.stop()
+        stack.host.start()
+        source = _upload(stack, b"Col2\nThis is a good day\n")
+        _, status = _run_job(stack, {"Inputs": {"input1": _loc(stack, source)}})
+        assert status["StatusCode"] == "Finished", status
+    finally:
+        stack.stop()

@@ -308,6 +308,19 @@ def test_infinite_double_is_400_naming_column_and_row(host, value):
         host.unpublish(svc)
 
 
+def test_a_stopped_host_can_be_started_again():
+    h = WebServiceHost()
+    svc = h.publish(simple_feature_hashing_experiment())
+    try:
+        for _ in range(2):
+            h.start()
+            resp = requests.post(svc.execute_url, json=DOCS_BODY, headers=_auth(svc), timeout=30)
+            assert resp.status_code == 200, resp.text
+            h.stop()          # batch jobs after a restart: tests/test_local_bes.py
+    finally:
+        h.stop()
+
+
 # --- concurrency, timeouts, fault injection -------------------------------------------------
 
 def _blocking_experiment(gate: threading.Event, started: threading.Semaphore):

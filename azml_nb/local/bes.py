@@ -112,7 +112,8 @@ class JobManager:
     """Holds the jobs of every service of one host and runs them on a bounded pool."""
 
     def __init__(self, *, workers: int = 2, sas_ttl: timedelta = timedelta(hours=1)):
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="azml_nb-bes")
+        self._workers = workers
+        self._pool: ThreadPoolExecutor | None = None
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self.sas_ttl = sas_ttl
@@ -121,11 +122,19 @@ class JobManager:
     def register(self, key: tuple[str, str], experiment: Experiment) -> None:
         self._experiments[key] = experiment
 
+    def open(self) -> None:
+        """Make the worker pool (at the host's start, and again after :meth:`shutdown`)."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="azml_nb-bes")
+
     def shutdown(self) -> None:
         with self._lock:
             for job in self._jobs.values():
                 job.cancel_event.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)  # running jobs stop at their next step
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)  # running jobs stop at their next step
 
     # --- requests ----------------------------------------------------------------------
 
@@ -198,6 +207,9 @@ class JobManager:
         job = self.get(key, job_id)
         with self._lock:
             if job.future is None and job.status is JobStatus.NotStarted:
+                if self._pool is None:
+                    raise HostError(503, "The service is not running; start the host first.",
+                                    code="ServiceUnavailable")
                 job.future = self._pool.submit(self._run, job)
         return job
 

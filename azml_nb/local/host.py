@@ -205,7 +205,8 @@ class WebServiceHost:
         self.faults = faults
         self._services: dict[tuple[str, str], PublishedService] = {}
         self._jobs = JobManager(workers=job_workers, sas_ttl=sas_ttl)
-        self._pool = ThreadPoolExecutor(max_workers=rrs_threads, thread_name_prefix="azml_nb-rrs")
+        self._rrs_threads = rrs_threads
+        self._pool: ThreadPoolExecutor | None = None
         self._server = None
 
     # --- publishing --------------------------------------------------------------------
@@ -267,6 +268,9 @@ class WebServiceHost:
         from ._server import serve
 
         if self._server is None:
+            if self._pool is None:  # (again, after stop)
+                self._pool = ThreadPoolExecutor(max_workers=self._rrs_threads, thread_name_prefix="azml_nb-rrs")
+            self._jobs.open()
             self._server = serve(self, host=host, port=port, name="azureml-host")
         return self
 
@@ -276,7 +280,9 @@ class WebServiceHost:
             self._server.stop()
             self._server = None
         self._jobs.shutdown()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     @property
     def base_url(self) -> str | None:
