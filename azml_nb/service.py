@@ -290,6 +290,7 @@ class WebService:
         self.max_workers = max_workers
         self.batch_size = batch_size
         self.max_request_bytes = max_request_bytes
+        self._owns_storage = isinstance(storage, str)
         if isinstance(storage, str):   # a connection string: the default container
             from .storage import BlobStorage
 
@@ -357,7 +358,8 @@ class WebService:
         missing = [k for k in ("workspace", "service") if not info.get(k)]
         if missing:
             raise ConfigurationError(f"info lacks {', '.join(missing)}")
-        if "storage" not in options and info.get("storage_connection_string"):
+        owns_storage = "storage" not in options and bool(info.get("storage_connection_string"))
+        if owns_storage:
             from .storage import BlobStorage
 
             options["storage"] = BlobStorage(info["storage_connection_string"],
@@ -371,7 +373,9 @@ class WebService:
         else:
             api_key = info.get("api_key")
         kwargs.update(options)
-        return cls(info["workspace"], info["service"], api_key, **kwargs)
+        svc = cls(info["workspace"], info["service"], api_key, **kwargs)
+        svc._owns_storage = owns_storage
+        return svc
 
     # -- facts ---------------------------------------------------------------------------
 
@@ -412,9 +416,11 @@ class WebService:
         return f"WebService({', '.join(parts)})"
 
     def close(self) -> None:
-        """Close the session, if this client made it."""
+        """Close the session and the blob storage client, those of them this client made."""
         if self._owns_session:
             self._session.close()
+        if self._owns_storage and hasattr(self.storage, "close"):
+            self.storage.close()
 
     def __enter__(self) -> "WebService":
         return self

@@ -99,6 +99,16 @@ class BlobStorage:
             raise StorageError("AZML_STORAGE_CONNECTION_STRING is not set")
         return cls(cs, env.get("AZML_STORAGE_CONTAINER") or "azureml", **options)
 
+    def close(self) -> None:
+        """Close the connections this object holds to the storage account."""
+        self._client.close()
+
+    def __enter__(self) -> "BlobStorage":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- facts -------------------------------------------------------------------------
 
     @property

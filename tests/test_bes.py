@@ -104,3 +104,33 @@ def test_storage_helpers_round_trip_and_sas(local_stack):
         store.download_bytes("t/nothing.csv")
     assert "nothing.csv" in str(caught.value)
     assert local_stack.azurite.connection_string not in str(caught.value)
+
+
+def _connections_to(port: int) -> int:
+    """Established TCP connections of this process to 127.0.0.1:*port*."""
+    import gc
+    import os
+
+    gc.collect()                                  # sockets of dropped clients close now
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    with open("/proc/net/tcp") as fh:
+        rows = [line.split() for line in fh.readlines()[1:]]
+    return sum(1 for r in rows if r[3] == "01" and int(r[2].split(":")[1], 16) == port and r[9] in inodes)
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/net/tcp"), reason="needs Linux /proc")
+def test_close_releases_the_storage_connections_the_client_made(local_stack):
+    port = int(local_stack.azurite.blob_endpoint.rsplit(":", 1)[1].split("/")[0])
+    before = _connections_to(port)
+    with local_stack.web_service(gateway=False) as svc:      # from_info builds its BlobStorage
+        svc.submit_batch(synthetic_reviews(5)[["Col2"]], cleanup=True).result(timeout=60, progress=False)
+        assert _connections_to(port) > before               # kept alive for the next call
+    assert _connections_to(port) == before
+
