@@ -309,6 +309,36 @@ def test_forwarded_request_has_backend_key_and_no_subscription_key():
         assert "backend-secret-123" not in r.text and r.headers["x-echo-auth"] == "Bearer ***"
 
 
+def test_a_request_the_client_abandons_mid_body_is_not_forwarded():
+    import socket
+
+    from azml_nb.local._server import serve
+
+    seen = []
+
+    async def recorder(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        seen.append((await receive()).get("body", b""))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    with serve(recorder, lifespan="off") as backend:
+        gw = demo_gateway(backend.url, "backend-secret-123")
+        with gw.start():
+            key = gw.subscriptions["demo-unlimited"].primary_key
+            path = "/" + gw.api_url().split("/", 3)[3] + "/workspaces/w/services/s/jobs?api-version=2.0"
+            with socket.create_connection((gw.server.host, gw.server.port)) as conn:
+                conn.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nOcp-Apim-Subscription-Key: {key}\r\n"
+                             "Content-Length: 1000\r\n\r\n".encode() + b'{"Inputs": {"inp')
+                time.sleep(0.2)
+            time.sleep(0.3)
+            complete = requests.post(gw.api_url() + "/workspaces/w/services/s/jobs?api-version=2.0", data=b"{}",
+                                     headers={"Ocp-Apim-Subscription-Key": key}, timeout=30)
+    assert complete.status_code == 200
+    assert seen == [b"{}"]                     # the half-sent body never reached the backend
+
+
 def test_usage_report_like_the_reports_api(backend):
     base_url, _ws, _svc, api_key, _cs = backend
     gw = demo_gateway(base_url, api_key, starter_policy=(

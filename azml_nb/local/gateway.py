@@ -667,6 +667,8 @@ class Gateway:
         chunks = []
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return                  # the client left before its body was complete: forward nothing
             chunks.append(message.get("body", b""))
             if not message.get("more_body"):
                 break
