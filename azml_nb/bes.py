@@ -378,7 +378,8 @@ def submit(service: "WebService", data: Any, *, storage: Any = None,
     # 3. submit; the answer is the job id as a JSON string
     try:
         resp = service._send("POST", service.jobs_url(), body=json.dumps(body).encode("utf-8"),
-                             timeout=timeout, secrets=store.secrets, what="batch job submit")
+                             timeout=timeout, secrets=store.secrets, idempotent=False,
+                             what="batch job submit")
     except ServiceError:
         if cleanup:
             for blob in blobs:

@@ -33,6 +33,7 @@ from urllib.parse import quote
 import pandas as pd
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
 from .bes import BatchJob, JobStatus
 from .errors import (AuthenticationError, ConfigurationError, NotFoundError, PayloadError,
@@ -49,6 +50,9 @@ API_VERSION = "2.0"
 DEFAULT_MAX_REQUEST_BYTES = 4_000_000
 #: Statuses worth another try: time-outs, throttling, a gateway that lost its backend.
 RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
+#: answers that say the request was not acted on, so that even a request that creates
+#: something (a batch job) can be sent again; 502/504 may come after the backend acted
+REFUSED_STATUSES = frozenset({408, 429, 503})
 #: Regions that hosted Studio (classic) web services; any other well-formed name maps the same way.
 KNOWN_REGIONS = ("ussouthcentral", "uswestcentral", "useast2", "europewest", "germanycentral",
                  "asiasoutheast", "japaneast", "australiaeast", "southindia", "ukwest",
@@ -441,12 +445,16 @@ class WebService:
         return headers
 
     def _send(self, method: str, url: str, *, body: bytes | None = None, auth: bool = True,
-              timeout: Any = None, retry: bool = True, cancel: threading.Event | None = None,
+              timeout: Any = None, retry: bool = True, idempotent: bool = True,
+              cancel: threading.Event | None = None,
               secrets: Sequence[str] = (), what: str = "request") -> requests.Response:
         """Send one request, retrying what is worth retrying; return a 2xx response or raise.
 
         Every transport failure and error answer becomes an :mod:`azml_nb.errors`
-        exception whose text has all known secrets replaced by ``***``.
+        exception whose text has all known secrets replaced by ``***``. A request that is
+        not *idempotent* (one that creates a batch job) is sent again only when it surely
+        did not reach the service or was refused unprocessed, so a retry never leaves a
+        second job behind.
         """
         hide = [*self.secrets, *secrets]
         headers = self._headers(json_body=body is not None) if auth else {"Accept": "*/*"}
@@ -458,6 +466,7 @@ class WebService:
             if cancel is not None and cancel.is_set():
                 raise _Cancelled()
             cause: BaseException | None = None
+            unsent = False
             try:
                 resp = self._session.request(method, url, data=body, headers=headers,
                                              timeout=timeout or self.timeout)
@@ -469,6 +478,7 @@ class WebService:
                     redact(f"{what} to {shown_url} failed: {type(err).__name__} ({reason})", hide),
                     code=kind)
                 cause = _safe_cause(err, hide)
+                unsent = _never_sent(err)
             except requests.RequestException as err:  # invalid URL, too many redirects, ...
                 raise ServiceError(redact(f"{what} to {shown_url} failed: {err}", hide),
                                    code=type(err).__name__) from _safe_cause(err, hide)
@@ -476,7 +486,10 @@ class WebService:
                 if resp.status_code < 400:
                     return resp
                 error = _error_from_response(resp, hide)
-            retriable = error.status_code is None or error.status_code in RETRY_STATUSES
+            if idempotent:
+                retriable = error.status_code is None or error.status_code in RETRY_STATUSES
+            else:
+                retriable = unsent if error.status_code is None else error.status_code in REFUSED_STATUSES
             if not retry or not retriable or attempt >= policy.retries:
                 raise error from cause
             delay = policy.delay(attempt, error.retry_after)
@@ -816,6 +829,14 @@ def _load_info(info: Mapping[str, Any] | str | os.PathLike) -> dict:
     if not isinstance(value, dict):
         raise ConfigurationError(f"service info in {source} is not a JSON object")
     return value
+
+
+def _never_sent(err: BaseException) -> bool:
+    """True when a transport error happened before the request could reach the server."""
+    if isinstance(err, requests.ConnectTimeout):
+        return True
+    reason = getattr(err.args[0], "reason", None) if err.args else None
+    return isinstance(reason, NewConnectionError)
 
 
 def _safe_cause(err: BaseException, secrets: Sequence[str]) -> BaseException:

@@ -5,6 +5,8 @@ import json
 
 import pandas as pd
 import pytest
+import requests
+import urllib3
 
 from azml_nb import bes, errors
 from azml_nb.bes import JobStatus
@@ -139,3 +141,41 @@ def test_cancelled_job_that_the_service_forgot_reads_as_cancelled(sleeps):
     assert job.status is JobStatus.Cancelled
     job.delete()                 # already gone: still fine
     assert calls["n"] == 2
+
+
+def _refused_connection() -> requests.ConnectionError:
+    reason = urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection")
+    return requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/jobs", reason))
+
+
+@pytest.mark.parametrize("failure, sent_again", [
+    (_refused_connection, True),                                  # never reached the service
+    (lambda: requests.ConnectTimeout("connect timed out"), True),
+    (lambda: response(503, {"error": {"code": "ServiceUnavailable", "message": "busy"}}), True),
+    (lambda: requests.ReadTimeout("read timed out"), False),      # the job may exist already
+    (lambda: requests.exceptions.ChunkedEncodingError("cut off"), False),
+    (lambda: response(504, b"gateway timeout"), False),
+])
+def test_job_submit_is_sent_again_only_when_the_service_did_not_act_on_it(failure, sent_again, sleeps):
+    fake = FakeBES([4])
+    submits = []
+
+    def flaky(method, url, body, headers, n):
+        if method == "POST" and "/jobs?" in url:
+            submits.append(n)
+            if len(submits) == 1:
+                answer = failure()
+                if isinstance(answer, Exception):
+                    raise answer
+                return answer
+        return fake(method, url, body, headers, n)
+
+    svc = WebService("ws", "svc", KEY, base_url="http://fake", session=FakeSession(flaky),
+                     retry=RetryPolicy(retries=3, backoff=0.001, backoff_max=0.002))
+    if sent_again:
+        job = svc.submit_batch(pd.DataFrame({"Col2": ["a"]}), storage=FakeStore())
+        assert job.id == "job-1" and len(submits) == 2
+    else:
+        with pytest.raises(errors.ServiceError):
+            svc.submit_batch(pd.DataFrame({"Col2": ["a"]}), storage=FakeStore())
+        assert len(submits) == 1
