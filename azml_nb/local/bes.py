@@ -55,7 +55,10 @@ class BlobLocation:
 
     def client(self):
         from azure.storage.blob import BlobServiceClient
-        return BlobServiceClient.from_connection_string(self.connection_string)
+        # fail a job within seconds when its storage is unreachable, not after the SDK's
+        # default retries (about 90 s of exponential back-off)
+        return BlobServiceClient.from_connection_string(self.connection_string, retry_total=1,
+                                                        connection_timeout=5)
 
 
 @dataclass
